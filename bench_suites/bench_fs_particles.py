@@ -1,0 +1,88 @@
+"""Filesystem benchmark: particle cache copy, sequential and random reads (SPEC 5.1).
+
+The randn particle stack is written to the project dir once per run (untimed), copied to the
+cache dir (``particle_cache``), and read back cold, one particle per read, in file order
+(``particle_sequential_read``) and in a seeded random order (``particle_random_read``). With
+``--cryobench-no-ssd`` the reads come from the project dir and there is no cache step.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_cryobench.data import particles
+from pytest_cryobench.fsutil import require_free_space
+
+pytestmark = pytest.mark.fs
+
+# Disk figures are noisier than compute figures: references allow a 1.5x slowdown.
+IO_TOLERANCE = 1.5
+RANDOM_ORDER_SEED = 7
+
+
+def test_particle_cache(benchmark, cryobench_case, cryobench_run, cryobench_profile,
+                        particle_stack, cache_work_dir):
+    """Copy the stack from the project dir to the cache dir, source evicted before each round."""
+    if not cryobench_run.settings.use_ssd:
+        pytest.skip("--cryobench-no-ssd: particles are read from the project dir, no cache step")
+    case = cryobench_case
+    case.tolerance = IO_TOLERANCE
+    destination = cache_work_dir / "cache-copy"
+    require_free_space(cache_work_dir, particle_stack.total_bytes, "cache dir")
+    copies = []
+
+    def remove_previous_copy():
+        particles.remove_tree(destination)
+
+    def copy(st):
+        with st.span("copy_particles", "IO"):
+            copies.append(particles.copy_stack(particle_stack, destination))
+
+    stats = case.measure(benchmark, copy, rounds=cryobench_profile.io_rounds,
+                         setup=remove_previous_copy, cold_files=lambda: particle_stack.files)
+    try:
+        mismatched = particles.verify_sample(copies[-1])
+        case.check("copy_content", not mismatched, f"{len(mismatched)} particle(s) differ after the copy",
+                   mismatched=len(mismatched))
+    finally:
+        particles.remove_tree(destination)
+    nbytes = particle_stack.total_bytes
+    case.metric("particle_cache_time", stats["median"], "s")
+    case.metric("particle_cache_rate", nbytes / stats["median"] / 1e6, "MB/s", "higher")
+    case.info(bytes=nbytes, files=len(particle_stack.files))
+
+
+def _read_case(case, benchmark, stack, order: str, rounds: int) -> None:
+    case.tolerance = IO_TOLERANCE
+    reader = particles.ParticleReader(stack, particles.make_read_plan(stack, order, RANDOM_ORDER_SEED))
+    bytes_read = []
+
+    def read(st):
+        with st.span("read_particles", "IO"):
+            bytes_read.append(reader.read_all())
+
+    stats = case.measure(benchmark, read, rounds=rounds, cold_files=lambda: stack.files)
+    short = [n for n in bytes_read if n != reader.expected_bytes]
+    case.check("bytes_read", not short,
+               f"a round read {short[0] if short else 0} bytes, expected {reader.expected_bytes}",
+               expected=reader.expected_bytes)
+    mismatched = reader.mismatched_particles()
+    case.check("content", not mismatched, f"{len(mismatched)} particle(s) differ from what was written",
+               particles_checked=len(reader.kept_reads), mismatched=len(mismatched))
+    n = stack.size.n_particles
+    median = stats["median"]
+    case.metric(f"particle_{order}_read_time", median, "s")
+    case.metric(f"particle_{order}_read_rate", n / median, "particles/s", "higher")
+    case.metric(f"particle_{order}_read_rate_mb", reader.expected_bytes / median / 1e6, "MB/s", "higher")
+    case.info(particles=n, particle_bytes=stack.size.particle_bytes, reads=n,
+              source=str(stack.files[0].parent))
+
+
+def test_particle_sequential_read(benchmark, cryobench_case, cryobench_profile, particle_source):
+    """Every particle in file order, one read each, cold cache."""
+    _read_case(cryobench_case, benchmark, particle_source, "sequential", cryobench_profile.io_rounds)
+
+
+def test_particle_random_read(benchmark, cryobench_case, cryobench_profile, particle_source):
+    """Every particle once in a seeded random order, one read each, cold cache."""
+    _read_case(cryobench_case, benchmark, particle_source, "random", cryobench_profile.io_rounds)

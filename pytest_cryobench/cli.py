@@ -1,0 +1,1 @@
+"""The ``cryobench`` console script (filled in below)."""

@@ -1,0 +1,99 @@
+"""Fixtures for the benchmark suites. Registered as a plugin only when ``--cryobench`` is on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from .case import Case
+from .data import particles
+from .fsutil import ensure_writable_dir, require_free_space
+from .naming import case_identity
+from .profiles import get_profile
+from .progress import progress
+from .results import CaseRecord
+from .session import DATA_SEED, RunState
+from .stash import CASE_KEY, RUN_KEY
+
+
+@pytest.fixture(scope="session")
+def cryobench_run(pytestconfig: pytest.Config) -> RunState:
+    """The run's state: settings, references, records."""
+    return pytestconfig.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def cryobench_profile(cryobench_run: RunState):
+    """Sizes of the selected profile."""
+    return get_profile(cryobench_run.settings.profile)
+
+
+@pytest.fixture
+def cryobench_case(request: pytest.FixtureRequest, cryobench_run: RunState) -> Case:
+    """The :class:`~pytest_cryobench.case.Case` of this test: measure, metrics, checks."""
+    group, test = case_identity(request.node)
+    record = CaseRecord(group=group, test=test, nodeid=request.node.nodeid)
+    s = cryobench_run.settings
+    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds)
+    request.node.stash[CASE_KEY] = case
+    return case
+
+
+def _project_work_dir(run: RunState) -> Path:
+    s = run.settings
+    where = f"project dir ({s.sources['project-dir']})"
+    ensure_writable_dir(s.project_dir, where, create=s.sources["project-dir"] == "default")
+    return run.work_dir(s.project_dir)
+
+
+def _cache_work_dir(run: RunState) -> Path:
+    s = run.settings
+    where = f"cache dir ({s.sources['cache-dir']})"
+    ensure_writable_dir(s.cache_dir, where, create=s.cache_dir_is_default)
+    return run.work_dir(s.cache_dir)
+
+
+@pytest.fixture(scope="session")
+def particle_stack(pytestconfig: pytest.Config, cryobench_run: RunState,
+                   cryobench_profile) -> Iterator[particles.ParticleStack]:
+    """The random particle stack, written to the project dir (removed at the end)."""
+    directory = _project_work_dir(cryobench_run) / "particles"
+    size = cryobench_profile.particles
+    with progress(pytestconfig, f"writing {size.n_particles} particles to {directory}") as update:
+        stack = particles.write_particle_stack(directory, size, DATA_SEED, update)
+    yield stack
+    if not cryobench_run.settings.keep_data:
+        particles.remove_tree(directory)
+
+
+@pytest.fixture(scope="session")
+def particle_source(pytestconfig: pytest.Config, cryobench_run: RunState,
+                    particle_stack: particles.ParticleStack) -> Iterator[particles.ParticleStack]:
+    """Where particle reads come from: a copy in the cache dir, or the project dir without SSD."""
+    if not cryobench_run.settings.use_ssd:
+        yield particle_stack
+        return
+    directory = _cache_work_dir(cryobench_run) / "particles"
+    require_free_space(cryobench_run.settings.cache_dir, particle_stack.total_bytes, "cache dir")
+    stack = particles.copy_stack(particle_stack, directory)
+    yield stack
+    if not cryobench_run.settings.keep_data:
+        particles.remove_tree(directory)
+
+
+@pytest.fixture(scope="session")
+def cache_work_dir(cryobench_run: RunState) -> Path:
+    """This run's own directory inside the cache dir."""
+    return _cache_work_dir(cryobench_run)
+
+
+@pytest.fixture
+def cryobench_backend(cryobench_run: RunState, cryobench_device: str):
+    """The array backend of this case's device; skips with the reason where no GPU is usable."""
+    from .runner import backend_for
+
+    backend = backend_for(cryobench_run, cryobench_device)
+    with backend.use():
+        yield backend

@@ -1,0 +1,113 @@
+"""pytest hooks of pytest-cryobench. Thin: each hook hands over to :mod:`pytest_cryobench.runner`.
+
+Without ``--cryobench`` (or ``CRYOBENCH=1``, or ini ``cryobench = true``) every hook returns at
+once and nothing beyond :mod:`pytest_cryobench.options` (standard library only) is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .options import OPTIONS, OptionError, add_to_argparse, is_enabled
+
+ENABLED = pytest.StashKey[bool]()
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return config.stash.get(ENABLED, False)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cryobench", "cryo-EM benchmark (pytest-cryobench)")
+    group.addoption("--cryobench", action="store_true", default=False,
+                    help="run the cryo-EM benchmark suites (also CRYOBENCH=1 or ini cryobench = true)")
+    add_to_argparse(group)
+    parser.addini("cryobench", "run the cryo-EM benchmark suites (true/false)", default="")
+    for spec in OPTIONS:
+        parser.addini(spec.ini_name, spec.help, type="linelist" if spec.multiple else "string",
+                      default=[] if spec.multiple else "")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        enabled = is_enabled(config.getoption("cryobench"), os.environ, config.getini("cryobench"))
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[ENABLED] = enabled
+    if enabled:
+        from . import runner
+
+        runner.configure(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if _enabled(parent.config):
+        from . import runner
+
+        return runner.collect_file(file_path, parent)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if _enabled(metafunc.config):
+        from . import runner
+
+        runner.parametrize_devices(metafunc)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    if not _enabled(item.config):
+        return (yield)
+    from .errors import CryobenchError
+
+    try:
+        return (yield)
+    except CryobenchError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    if not _enabled(item.config):
+        return (yield)
+    from . import runner
+    from .errors import CryobenchError
+
+    try:
+        result = yield
+    except CryobenchError as exc:
+        runner.finish_case(item, "failed", str(exc))
+        pytest.fail(str(exc), pytrace=False)
+    failure = runner.finish_case(item, "passed")
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if _enabled(item.config) and report.when in ("setup", "call"):
+        from . import runner
+
+        runner.update_outcome(item, report)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _enabled(session.config):
+        from . import runner
+
+        runner.finish_run(session, exitstatus)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _enabled(config):
+        from . import runner
+
+        runner.terminal_summary(terminalreporter, config)

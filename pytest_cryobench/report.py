@@ -1,0 +1,102 @@
+"""The terminal summary: one table of the run with verdicts, then notes and the files written."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from .results import CaseRecord
+
+OUTCOME_LABEL = {"failed": "FAILED", "error": "ERROR", "skipped": "could not run"}
+
+
+def format_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.3f}"
+    if value >= 1e-3:
+        return f"{value:.4f}"
+    return f"{value:.2e}"
+
+
+def format_rate(value: float, unit: str) -> str:
+    if value >= 100:
+        text = f"{value:,.0f}"
+    elif value >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}"
+
+
+def primary_metric(record: CaseRecord) -> tuple[str, float | None, str]:
+    """The case's headline time: its first metric in seconds, else the total."""
+    for name, metric in record.metrics.items():
+        if metric.unit == "s":
+            return name, metric.value, "s"
+    return "total", record.timings.get("total"), "s"
+
+
+def verdict_cell(verdict: dict | None) -> str:
+    if not verdict:
+        return "-"
+    kind = verdict["verdict"]
+    ratio = verdict.get("slowdown")
+    if kind in ("pass", "slower", "faster") and ratio is not None:
+        label = "SLOWER" if kind == "slower" else kind
+        return f"{label} {ratio:.2f}x"
+    return kind
+
+
+def table_rows(records: Iterable[CaseRecord], comparisons: Sequence[str]) -> list[list[str]]:
+    header = ["test", "metric", "median", "spread", "unit", "rate", *[f"vs {c}" for c in comparisons]]
+    rows = [header]
+    for rec in records:
+        name, median, unit = primary_metric(rec)
+        test = f"{rec.group}/{rec.test}"
+        if rec.outcome in OUTCOME_LABEL and not rec.stats:
+            rows.append([test, OUTCOME_LABEL[rec.outcome], "-", "-", "-", "-",
+                         *[verdict_cell(rec.verdicts.get(c)) for c in comparisons]])
+            continue
+        spread = rec.stats.get("iqr")
+        rates = [format_rate(m.value, m.unit) for m in rec.metrics.values() if m.better == "higher"]
+        flags = "".join([" (warm)" if rec.warm else "",
+                         f" [{OUTCOME_LABEL[rec.outcome]}]" if rec.outcome in OUTCOME_LABEL else ""])
+        rows.append([test + flags, name, format_seconds(median),
+                     "±" + format_seconds(spread / 2) if spread is not None else "-",
+                     unit, ", ".join(rates) or "-",
+                     *[verdict_cell(rec.verdicts.get(c)) for c in comparisons]])
+    return rows
+
+
+def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
+    """Aligned text lines: test, metric, median, spread (half the IQR), unit, rate, verdicts."""
+    rows = table_rows(records, comparisons)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    numeric = {2, 3}
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.rjust(w) if i in numeric and index else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
+    """One line per case that needs a word: failures, warm reads, slower verdicts, skips."""
+    notes = []
+    for rec in records:
+        test = f"{rec.group}/{rec.test}"
+        if rec.reason and rec.outcome != "passed":
+            notes.append(f"{test}: {OUTCOME_LABEL.get(rec.outcome, rec.outcome)}: {rec.reason}")
+        if rec.warm and "warm_warning" in rec.info:
+            notes.append(f"warm: {rec.info['warm_warning']}")
+        for name in comparisons:
+            verdict = rec.verdicts.get(name)
+            if verdict and verdict["verdict"] in ("slower", "not comparable") and verdict.get("detail"):
+                notes.append(f"{test} vs {name}: {verdict['verdict']}: {verdict['detail']}")
+    return notes

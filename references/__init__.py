@@ -1,0 +1,1 @@
+"""Reference result files shipped with pytest-cryobench (installed as ``pytest_cryobench.references``)."""
