@@ -20,11 +20,9 @@ IO_TOLERANCE = 1.5
 RANDOM_ORDER_SEED = 7
 
 
-def test_particle_cache(benchmark, cryobench_case, cryobench_run, cryobench_profile,
+def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
                         particle_stack, cache_work_dir):
     """Copy the stack from the project dir to the cache dir, source evicted before each round."""
-    if not cryobench_run.settings.use_ssd:
-        pytest.skip("--cryobench-no-ssd: particles are read from the project dir, no cache step")
     case = cryobench_case
     case.tolerance = IO_TOLERANCE
     destination = cache_work_dir / "cache-copy"

@@ -85,7 +85,9 @@ def particle_source(pytestconfig: pytest.Config, cryobench_run: RunState,
 
 @pytest.fixture(scope="session")
 def cache_work_dir(cryobench_run: RunState) -> Path:
-    """This run's own directory inside the cache dir."""
+    """This run's own directory inside the cache dir (skips the case under ``--cryobench-no-ssd``)."""
+    if not cryobench_run.settings.use_ssd:
+        pytest.skip("--cryobench-no-ssd: particles are read from the project dir, no cache step")
     return _cache_work_dir(cryobench_run)
 
 

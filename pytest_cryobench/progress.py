@@ -32,8 +32,9 @@ def progress(config: Any, label: str) -> Iterator[Callable[[int, int], None]]:
         now = time.monotonic()
         if done < total and now - last[0] < 0.5:
             return
+        first = last[0] == 0.0
         last[0] = now
-        write(f"\r[cryobench] {label}: {done}/{total} ({now - start:.1f} s)")
+        write(("\n" if first else "") + f"\r[cryobench] {label}: {done}/{total} ({now - start:.1f} s)")
         if done >= total:
             write("\n")
 

@@ -87,8 +87,10 @@ def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
 
 
 def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
-    """One line per case that needs a word: failures, warm reads, slower verdicts, skips."""
+    """Lines for what needs a word: failures and skips, warm reads, slower verdicts that did not
+    fail the case (``--cryobench-no-fail``), and why a reference was not comparable (once each)."""
     notes = []
+    not_comparable: dict[tuple[str, str], int] = {}
     for rec in records:
         test = f"{rec.group}/{rec.test}"
         if rec.reason and rec.outcome != "passed":
@@ -97,6 +99,13 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
             notes.append(f"warm: {rec.info['warm_warning']}")
         for name in comparisons:
             verdict = rec.verdicts.get(name)
-            if verdict and verdict["verdict"] in ("slower", "not comparable") and verdict.get("detail"):
-                notes.append(f"{test} vs {name}: {verdict['verdict']}: {verdict['detail']}")
+            if not verdict:
+                continue
+            if verdict["verdict"] == "slower" and rec.outcome == "passed":
+                notes.append(f"{test} vs {name}: slower (not failed, --cryobench-no-fail): {verdict['detail']}")
+            elif verdict["verdict"] == "not comparable" and verdict.get("detail"):
+                key = (name, verdict["detail"])
+                not_comparable[key] = not_comparable.get(key, 0) + 1
+    for (name, detail), count in not_comparable.items():
+        notes.append(f"vs {name}: {count} case(s) not comparable: {detail}")
     return notes

@@ -1,0 +1,56 @@
+"""Shared fixtures for the plugin's own tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+# pytester's in-process runs forget modules first imported inside them; numpy's C core cannot be
+# loaded twice in one process, so the heavy modules are imported once here, outside those runs.
+import numpy  # noqa: F401
+import pytest_cryobench.runner  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _no_outer_cryobench_env(monkeypatch):
+    """The tests set every CRYOBENCH_* variable they use themselves."""
+    for name in list(os.environ):
+        if name == "CRYOBENCH" or name.startswith("CRYOBENCH_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def bench_dirs(tmp_path: Path) -> dict[str, Path]:
+    """Separate data, output and project dirs for one benchmark run."""
+    dirs = {name: tmp_path / name for name in ("data", "out", "project", "cache")}
+    for name in ("project", "cache"):
+        dirs[name].mkdir()
+    return dirs
+
+
+@pytest.fixture
+def smoke_args(bench_dirs) -> list[str]:
+    """Arguments of a quick, isolated ``pytest --cryobench`` run of the smoke profile."""
+    # The --opt=value form: pytest looks for its ini file before plugin options are known, and
+    # would take the value of "--opt value" for a path argument.
+    return ["--cryobench", "--cryobench-profile=smoke",
+            f"--cryobench-data-dir={bench_dirs['data']}",
+            f"--cryobench-output={bench_dirs['out']}",
+            f"--cryobench-project-dir={bench_dirs['project']}",
+            f"--cryobench-cache-dir={bench_dirs['cache']}",
+            "-p", "no:cacheprovider"]
+
+
+def load_results(out: Path, group: str = "fs") -> dict:
+    """The single result JSON of ``group`` in an output dir."""
+    files = sorted(out.glob(f"*_{group}_benchmark_data.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def leftover_files(*dirs: Path) -> list[Path]:
+    """Files left anywhere below the given directories."""
+    return sorted(p for d in dirs if d.exists() for p in d.rglob("*") if p.is_file())
