@@ -9,7 +9,6 @@ Both become a :class:`Comparison` that verdicts are computed against.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 import time
@@ -25,14 +24,6 @@ REFERENCE_SCHEMA_VERSION = 1
 REFERENCE_KIND = "cryobench-reference"
 _SCHEMAS = Path(__file__).with_name("schemas")
 _RESULT_NAME = re.compile(r"^(?P<run>.+)_(?P<group>[a-z]+)_benchmark_data\.json$")
-
-
-def shipped_references_dir() -> Path | None:
-    """The ``references/`` folder shipped with the package (``None`` if not installed)."""
-    spec = importlib.util.find_spec("pytest_cryobench.references")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 @lru_cache(maxsize=None)

@@ -79,7 +79,7 @@ def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
     lines = []
     for index, row in enumerate(rows):
         cells = [cell.rjust(w) if i in numeric and index else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths))]
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))

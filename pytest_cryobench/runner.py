@@ -6,7 +6,6 @@ merely has the plugin installed imports none of it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from . import fixtures, pagecache
 from .backend import make_backend, select_gpus
 from .errors import CryobenchError
 from .fsutil import ensure_writable_dir
+from .locations import bundled_dir
 from .machine import instance_information
 from .options import OptionError
-from .references import load_baseline, load_reference, shipped_references_dir
+from .references import load_baseline, load_reference
 from .report import render_notes, render_table
 from .results import CaseRecord, group_document, write_group
 from .session import RunState, build_test_info, command_line, new_run_id
@@ -39,11 +39,11 @@ _DONE = pytest.StashKey[bool]()
 
 
 def suites_dir() -> Path:
-    """The installed ``bench_suites`` folder (``pytest_cryobench.bench_suites`` in a wheel)."""
-    spec = importlib.util.find_spec("pytest_cryobench.bench_suites")
-    if spec is None or not spec.submodule_search_locations:
+    """The bundled ``bench_suites`` folder."""
+    path = bundled_dir("bench_suites")
+    if path is None:
         raise pytest.UsageError("pytest-cryobench is installed without its bench_suites: reinstall it")
-    return Path(list(spec.submodule_search_locations)[0])
+    return path
 
 
 def configure(config: pytest.Config) -> None:
@@ -58,7 +58,7 @@ def configure(config: pytest.Config) -> None:
         run_id = new_run_id(settings.output, settings.run_id)
         if settings.drop_caches == "sysctl":
             pagecache.check_sysctl_permitted()
-        search = [settings.data_dir / "references", shipped_references_dir()]
+        search = [settings.data_dir / "references", bundled_dir("references")]
         comparisons = [load_reference(spec, search) for spec in settings.references]
         if settings.baseline is not None:
             comparisons.append(load_baseline(settings.baseline))

@@ -1,1 +1,1 @@
-"""Reference result files shipped with pytest-cryobench (installed as ``pytest_cryobench.references``)."""
+"""Reference result files shipped with pytest-cryobench (installed as ``pytest_cryobench.shipped_references``)."""

@@ -226,7 +226,7 @@ class ParticleReader:
         try:
             preadv = os.preadv
             total = 0
-            for f, off, dest in zip(self._file_index, self._offset, self._dests):
+            for f, off, dest in zip(self._file_index, self._offset, self._dests, strict=True):
                 total += preadv(fds[f], dest, off)
             return total
         finally:
