@@ -109,6 +109,7 @@ def file_residency(path: str | os.PathLike) -> tuple[int, int]:
 
 def residency(paths: Iterable[str | os.PathLike]) -> Residency:
     """Total residency of several files; ``measured=False`` if ``mincore`` is not usable."""
+    paths = list(paths)
     resident = total = 0
     try:
         for path in paths:

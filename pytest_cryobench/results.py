@@ -140,8 +140,8 @@ def csv_rows(doc: dict[str, Any]) -> list[tuple]:
 
 
 def result_paths(output: Path, run_id: str, group: str) -> tuple[Path, Path]:
-    stem = output / f"{run_id}_{group}_benchmark_data"
-    return stem.with_suffix(".json"), stem.with_suffix(".csv")
+    stem = f"{run_id}_{group}_benchmark_data"  # not with_suffix: a run id may contain dots
+    return output / f"{stem}.json", output / f"{stem}.csv"
 
 
 def write_group(output: Path, doc: dict[str, Any]) -> list[Path]:
@@ -158,9 +158,7 @@ def write_group(output: Path, doc: dict[str, Any]) -> list[Path]:
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # numpy scalars become numbers, arrays lists
         return value.tolist()
     if isinstance(value, Path):
         return str(value)

@@ -56,12 +56,10 @@ class Verdict:
 
 def slowdown_of(value: float, ref_value: float, better: str) -> float | None:
     """How many times slower ``value`` is than ``ref_value`` (``None`` if undefined)."""
-    if value is None or ref_value is None:
+    if value is None or ref_value is None or ref_value <= 0:
         return None
     if better == "lower":
-        if ref_value <= 0:
-            return None
-        return value / ref_value
+        return value / ref_value if value > 0 else None
     if value <= 0:
         return float("inf") if ref_value > 0 else None
     return ref_value / value

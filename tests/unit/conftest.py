@@ -1,0 +1,132 @@
+"""Fixtures shared by the unit tests: hand-built records and result documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_cryobench.results import CaseRecord, Metric, group_document
+
+RUN_ID = "cb20240102-030405"
+
+
+def make_test_info(**overrides: Any) -> dict[str, Any]:
+    """A ``test_info`` block with every field the result schema requires."""
+    info: dict[str, Any] = {
+        "cryobench_version": "0.1.0",
+        "created_at": 1_700_000_000.0,
+        "finished_at": 1_700_000_100.0,
+        "interrupted": False,
+        "command": "pytest --cryobench --cryobench-project-dir /home/alice/proj",
+        "profile": "smoke",
+        "backend": "numpy",
+        "data": "synthetic",
+        "data_seed": 20231,
+        "instance_information": {
+            "platform_node": "alice-workstation",
+            "platform_release": "6.1.0",
+            "cpu_model": "AMD EPYC 7543 32-Core Processor",
+            "user": "alice",
+            "user_is_root": False,
+            "nvidia_driver_version": "550.54.15",
+            "gpus": [
+                {"index": 0, "name": "NVIDIA H100 80GB HBM3", "bus_id": "00000000:1B:00.0",
+                 "memory_total": 85_520_809_984, "compute_capability": [9, 0]},
+                {"index": 1, "name": "NVIDIA H100 80GB HBM3", "bus_id": "00000000:43:00.0",
+                 "memory_total": 85_520_809_984, "compute_capability": [9, 0]},
+            ],
+            "project_dir": "/home/alice/proj",
+            "project_dir_fstype": "nfs4",
+            "project_dir_device": "fileserver.lab:/export/alice",
+            "project_dir_mountpoint": "/home/alice",
+            "cache_dir": None,
+        },
+        "job_params": {
+            "benchmark_data_dir": "/data/alice/bench",
+            "gpu_num_gpus": 0,
+            "use_ssd": False,
+            "project_dir": "/home/alice/proj",
+            "cache_dir": None,
+        },
+        "gpu_name": "NVIDIA H100 80GB HBM3",
+        "gpu_bus_id": "00000000:1B:00.0",
+    }
+    info.update(overrides)
+    return info
+
+
+def fs_records() -> list[CaseRecord]:
+    """Two cases that ran (numpy scalars included) and one that could not run."""
+    read = CaseRecord(
+        group="fs", test="particle_random_read",
+        nodeid="bench_suites/bench_fs_particles.py::test_particle_random_read",
+        timings={"read_particles": np.float64(0.5), "total": 0.51},
+        tags={"read_particles": ["IO"]},
+        stats={"median": 0.51, "min": np.float64(0.5), "max": 0.6, "mean": 0.53, "iqr": 0.04,
+               "rounds": np.int64(3)},
+        metrics={"particle_random_read_time": Metric(0.51, "s"),
+                 "particle_random_read_rate": Metric(np.float32(3921.5), "particles/s", "higher")},
+        checks={"passed": True, "bytes_read_passed": True, "bytes_read_expected": np.int64(40960)},
+        info={"tolerance": 1.5, "particles": np.int64(2000), "threads": np.int32(8),
+              "source": "/home/alice/proj/cryobench-x"},
+        residency=[0.0, 0.001, 0.0],
+    )
+    cache = CaseRecord(
+        group="fs", test="particle_cache", nodeid="bench_suites/bench_fs_particles.py::test_particle_cache",
+        timings={"copy_particles": 1.25, "total": 1.3},
+        tags={"copy_particles": ["IO"]},
+        stats={"median": 1.3, "min": 1.2, "max": 1.4, "mean": 1.3, "iqr": 0.1, "rounds": 3},
+        metrics={"particle_cache_time": Metric(1.3, "s"),
+                 "particle_cache_rate": Metric(100.0, "MB/s", "higher")},
+        checks={"passed": True},
+    )
+    skipped = CaseRecord(group="fs", test="particle_sequential_read",
+                         nodeid="bench_suites/bench_fs_particles.py::test_particle_sequential_read",
+                         outcome="skipped", reason="no space")
+    return [read, cache, skipped]
+
+
+def gpu_records() -> list[CaseRecord]:
+    return [CaseRecord(
+        group="gpu", test="fsc_loose[gpu0]", nodeid="bench_suites/bench_gpu.py::test_fsc[gpu0]",
+        timings={"fsc": 0.2, "total": 0.2}, tags={"fsc": ["GPU"]},
+        stats={"median": 0.2, "min": 0.2, "max": 0.2, "mean": 0.2, "iqr": 0.0, "rounds": 1},
+        metrics={"fsc_time": Metric(0.2, "s")}, checks={"passed": True})]
+
+
+@pytest.fixture
+def test_info() -> dict[str, Any]:
+    return make_test_info()
+
+
+@pytest.fixture
+def fs_doc(test_info) -> dict[str, Any]:
+    return group_document("fs", fs_records(), test_info, RUN_ID)
+
+
+@pytest.fixture
+def gpu_doc(test_info) -> dict[str, Any]:
+    return group_document("gpu", gpu_records(), test_info, RUN_ID)
+
+
+@pytest.fixture
+def records_fs() -> list[CaseRecord]:
+    return fs_records()
+
+
+@pytest.fixture
+def records_gpu() -> list[CaseRecord]:
+    return gpu_records()
+
+
+@pytest.fixture
+def info_factory():
+    """``make_test_info(**overrides)``."""
+    return make_test_info
+
+
+@pytest.fixture
+def run_id() -> str:
+    return RUN_ID

@@ -1,0 +1,93 @@
+"""Stripping identifying fields from result documents."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+
+from pytest_cryobench.anonymize import REDACTED, anonymize_document
+from pytest_cryobench.references import load_result
+from pytest_cryobench.results import write_group
+
+
+def _json(doc) -> str:
+    return json.dumps(doc, default=lambda v: v.item())
+
+
+def test_identifying_fields_are_redacted(fs_doc):
+    out = anonymize_document(fs_doc)
+    info = out["test_info"]
+    machine = info["instance_information"]
+    assert machine["platform_node"] == REDACTED
+    assert machine["user"] == REDACTED
+    assert [gpu["bus_id"] for gpu in machine["gpus"]] == [REDACTED, REDACTED]
+    assert machine["project_dir"] == REDACTED
+    assert machine["project_dir_device"] == REDACTED
+    assert machine["project_dir_mountpoint"] == REDACTED
+    assert info["gpu_bus_id"] == REDACTED
+    assert info["command"] == REDACTED
+    assert info["job_params"]["project_dir"] == REDACTED
+    assert info["job_params"]["benchmark_data_dir"] == REDACTED
+    assert all(status["nodeid"] == REDACTED for status in out["status"].values())
+    assert info["anonymized"] is True
+
+
+def test_what_compares_machines_is_kept(fs_doc):
+    out = anonymize_document(fs_doc)
+    machine = out["test_info"]["instance_information"]
+    assert machine["cpu_model"] == "AMD EPYC 7543 32-Core Processor"
+    assert machine["project_dir_fstype"] == "nfs4"
+    assert machine["nvidia_driver_version"] == "550.54.15"
+    assert [gpu["name"] for gpu in machine["gpus"]] == ["NVIDIA H100 80GB HBM3"] * 2
+    assert [gpu["memory_total"] for gpu in machine["gpus"]] == [85_520_809_984] * 2
+    assert out["test_info"]["gpu_name"] == "NVIDIA H100 80GB HBM3"
+    assert out["test_info"]["profile"] == "smoke"
+
+
+def test_unset_fields_stay_none(fs_doc):
+    out = anonymize_document(fs_doc)
+    assert out["test_info"]["instance_information"]["cache_dir"] is None
+    assert out["test_info"]["job_params"]["cache_dir"] is None
+
+
+def test_figures_are_untouched(fs_doc):
+    out = anonymize_document(fs_doc)
+    for key in ("timings", "stats", "metrics", "checks", "tags", "type", "run_id", "schema_version", "kind"):
+        assert out[key] == fs_doc[key], key
+    for test, status in fs_doc["status"].items():
+        for key in ("outcome", "reason", "warm", "residency", "verdicts"):
+            assert out["status"][test][key] == status[key]
+
+
+def test_input_is_not_mutated(fs_doc):
+    before = copy.deepcopy(fs_doc)
+    out = anonymize_document(fs_doc)
+    assert fs_doc == before
+    assert "anonymized" not in fs_doc["test_info"]
+    out["status"]["particle_cache"]["info"]["x"] = 1
+    assert "x" not in fs_doc["status"]["particle_cache"]["info"]
+
+
+def test_anonymized_document_is_still_a_valid_result(fs_doc, tmp_path):
+    json_path, _ = write_group(tmp_path, anonymize_document(fs_doc))
+    loaded = load_result(json_path)
+    assert loaded["test_info"]["anonymized"] is True
+
+
+def test_document_without_test_info():
+    out = anonymize_document({"user": "bob", "nested": [{"bus_id": "0000:01:00.0"}, {"bus_id": None}]})
+    # A document without test_info (a reference) gets the flag at its top level.
+    assert out == {"user": REDACTED, "nested": [{"bus_id": REDACTED}, {"bus_id": None}],
+                   "anonymized": True}
+
+
+def test_host_name_and_bus_ids_appear_nowhere(fs_doc):
+    text = _json(anonymize_document(fs_doc))
+    for secret in ("alice-workstation", "00000000:1B:00.0", "00000000:43:00.0", "fileserver.lab"):
+        assert secret not in text
+
+
+def test_paths_appear_nowhere(fs_doc):
+    text = _json(anonymize_document(fs_doc))
+    assert "/home/alice" not in text

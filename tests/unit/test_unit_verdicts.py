@@ -1,0 +1,258 @@
+"""Verdicts of one case against one reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pytest_cryobench.verdicts import (
+    COULD_NOT_RUN, DEFAULT_TOLERANCE, FASTER, NOT_COMPARABLE, PASS, SLOWER, Verdict, context_mismatch,
+    judge, slowdown_of)
+
+CTX = {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
+
+
+def m(value, unit="s", better=None):
+    metric = {"value": value, "unit": unit}
+    if better is not None:
+        metric["better"] = better
+    return metric
+
+
+def run_judge(metrics, ref_metrics=None, *, group="fs", outcome="passed", reason=None, warm=False,
+              run_context=CTX, ref_context=CTX, ref_entry="default", tolerance=1.25):
+    if ref_entry == "default":
+        ref_entry = {"outcome": "passed", "metrics": ref_metrics or {}}
+    return judge(group=group, outcome=outcome, reason=reason, warm=warm, metrics=metrics,
+                 run_context=run_context, ref_context=ref_context, ref_entry=ref_entry,
+                 tolerance=tolerance)
+
+
+# --------------------------------------------------------------------------- slowdown_of
+
+@pytest.mark.parametrize("value, ref, better, expected", [
+    (2.0, 1.0, "lower", 2.0),
+    (0.5, 1.0, "lower", 0.5),
+    (1.0, 1.0, "lower", 1.0),
+    (50.0, 100.0, "higher", 2.0),     # half the rate: twice as slow
+    (200.0, 100.0, "higher", 0.5),    # twice the rate: twice as fast
+    (100.0, 100.0, "higher", 1.0),
+])
+def test_slowdown_of_orients_times_and_rates(value, ref, better, expected):
+    assert slowdown_of(value, ref, better) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value, ref, better", [
+    (None, 1.0, "lower"), (1.0, None, "lower"), (None, None, "higher"),
+    (1.0, 0.0, "lower"), (1.0, -2.0, "lower"),
+    (0.0, 0.0, "higher"), (-1.0, 0.0, "higher"),
+])
+def test_slowdown_of_undefined(value, ref, better):
+    assert slowdown_of(value, ref, better) is None
+
+
+def test_slowdown_of_a_rate_that_dropped_to_zero_is_infinitely_slower():
+    assert slowdown_of(0.0, 10.0, "higher") == math.inf
+    assert slowdown_of(-1.0, 10.0, "higher") == math.inf
+
+
+def test_slowdown_of_rate_against_a_zero_reference_is_undefined():
+    assert slowdown_of(5.0, 0.0, "higher") is None
+
+
+# --------------------------------------------------------------------------- context_mismatch
+
+def test_context_mismatch():
+    assert context_mismatch(CTX, dict(CTX), "fs") is None
+    assert "profile smoke here, full in the reference" == context_mismatch(CTX, {**CTX, "profile": "full"}, "fs")
+    assert context_mismatch(CTX, {**CTX, "data": "cryosparc"}, "cpu").startswith("data synthetic here")
+    assert context_mismatch(CTX, {**CTX, "backend": "cupy"}, "fs") is None
+    assert context_mismatch(CTX, {**CTX, "backend": "cupy"}, "gpu") == \
+        "backend numpy here, cupy in the reference"
+
+
+# --------------------------------------------------------------------------- judge
+
+def test_pass_within_tolerance():
+    v = run_judge({"t": m(1.1)}, {"t": m(1.0)})
+    assert v.verdict == PASS
+    assert v.slowdown == pytest.approx(1.1)
+    assert v.metric == "t"
+    assert v.tolerance == 1.25
+    assert "1.10x" in v.detail
+
+
+@pytest.mark.parametrize("value, ref, tolerance", [(1.25, 1.0, 1.25), (2.5, 2.0, 1.25), (3.0, 2.0, 1.5),
+                                                   (1.0, 1.0, 1.0)])
+def test_exactly_at_tolerance_is_pass(value, ref, tolerance):
+    assert value / ref == tolerance  # exact in binary floating point
+    v = run_judge({"t": m(value)}, {"t": m(ref)}, tolerance=tolerance)
+    assert v.verdict == PASS
+    assert v.slowdown == tolerance
+
+
+def test_just_beyond_tolerance_is_slower():
+    v = run_judge({"t": m(1.2500001)}, {"t": m(1.0)})
+    assert v.verdict == SLOWER
+
+
+def test_slower_reports_ratio_metric_and_tolerance():
+    v = run_judge({"t": m(1.3)}, {"t": m(1.0)})
+    assert v.verdict == SLOWER
+    assert v.slowdown == pytest.approx(1.3)
+    assert v.metric == "t"
+    assert "t 1.30x slower than the reference (tolerance 1.25x)" == v.detail
+
+
+def test_worst_metric_decides():
+    v = run_judge({"a": m(1.1), "b": m(1.4), "c": m(0.5)}, {"a": m(1.0), "b": m(1.0), "c": m(1.0)})
+    assert (v.verdict, v.metric) == (SLOWER, "b")
+    assert v.slowdown == pytest.approx(1.4)
+
+
+def test_faster_when_every_shared_metric_is_faster():
+    v = run_judge({"a": m(0.5), "b": m(0.6)}, {"a": m(1.0), "b": m(1.0)})
+    assert v.verdict == FASTER
+    assert v.metric == "b"  # the least improved one is the worst ratio
+    assert v.slowdown == pytest.approx(0.6)
+    assert "b 1.67x faster than the reference" == v.detail
+
+
+def test_one_metric_not_faster_makes_it_pass():
+    v = run_judge({"a": m(0.5), "b": m(1.0)}, {"a": m(1.0), "b": m(1.0)})
+    assert v.verdict == PASS
+
+
+def test_faster_boundary_is_pass():
+    # 0.8 == 1/1.25: not *more* than the tolerance faster
+    assert run_judge({"t": m(0.8)}, {"t": m(1.0)}).verdict == PASS
+    assert run_judge({"t": m(0.79)}, {"t": m(1.0)}).verdict == FASTER
+
+
+def test_rate_metrics_are_oriented_higher_is_better():
+    ref = {"r": m(100.0, "MB/s")}
+    slower = run_judge({"r": m(70.0, "MB/s", "higher")}, ref)
+    assert slower.verdict == SLOWER
+    assert slower.slowdown == pytest.approx(100 / 70)
+    at_tolerance = run_judge({"r": m(80.0, "MB/s", "higher")}, ref)
+    assert at_tolerance.verdict == PASS and at_tolerance.slowdown == pytest.approx(1.25)
+    faster = run_judge({"r": m(200.0, "MB/s", "higher")}, ref)
+    assert faster.verdict == FASTER and faster.slowdown == pytest.approx(0.5)
+    # the same numbers read as times would be the other way round
+    assert run_judge({"r": m(200.0, "MB/s", "lower")}, ref).verdict == SLOWER
+
+
+def test_rate_that_dropped_to_zero_is_slower():
+    v = run_judge({"r": m(0.0, "MB/s", "higher")}, {"r": m(100.0, "MB/s")})
+    assert v.verdict == SLOWER
+    assert v.slowdown == math.inf
+
+
+def test_time_and_rate_mixed():
+    v = run_judge({"t": m(1.0), "r": m(50.0, "MB/s", "higher")}, {"t": m(1.0), "r": m(100.0, "MB/s")})
+    assert (v.verdict, v.metric) == (SLOWER, "r")
+    assert v.slowdown == pytest.approx(2.0)
+
+
+def test_better_defaults_to_lower():
+    assert run_judge({"t": m(2.0)}, {"t": m(1.0, better="higher")}).verdict == SLOWER
+
+
+@pytest.mark.parametrize("key, other", [("profile", "full"), ("data", "cryosparc")])
+@pytest.mark.parametrize("group", ["fs", "gpu"])
+def test_profile_or_data_mismatch_is_not_comparable(key, other, group):
+    v = run_judge({"t": m(9.0)}, {"t": m(1.0)}, group=group, ref_context={**CTX, key: other})
+    assert v.verdict == NOT_COMPARABLE
+    assert key in v.detail and other in v.detail
+    assert v.slowdown is None
+
+
+def test_backend_mismatch_only_matters_for_gpu_group():
+    ref_context = {**CTX, "backend": "cupy"}
+    gpu = run_judge({"t": m(9.0)}, {"t": m(1.0)}, group="gpu", ref_context=ref_context)
+    assert gpu.verdict == NOT_COMPARABLE
+    assert "backend numpy here, cupy in the reference" == gpu.detail
+    fs = run_judge({"t": m(9.0)}, {"t": m(1.0)}, group="fs", ref_context=ref_context)
+    assert fs.verdict == SLOWER
+    cpu = run_judge({"t": m(1.0)}, {"t": m(1.0)}, group="cpu", ref_context=ref_context)
+    assert cpu.verdict == PASS
+
+
+def test_not_in_reference():
+    v = run_judge({"t": m(1.0)}, ref_entry=None)
+    assert (v.verdict, v.detail) == (NOT_COMPARABLE, "not in the reference")
+
+
+@pytest.mark.parametrize("metrics, ref_metrics", [
+    ({"t": m(1.0)}, {}),
+    ({"t": m(1.0)}, {"other": m(1.0)}),
+    ({"t": m(1.0, "s")}, {"t": m(1000.0, "ms")}),   # same name, different unit
+    ({}, {"t": m(1.0)}),
+    ({"t": m(1.0)}, {"t": m(0.0)}),                  # undefined ratio
+])
+def test_no_common_metric_is_not_comparable(metrics, ref_metrics):
+    v = run_judge(metrics, ref_metrics)
+    assert v.verdict == NOT_COMPARABLE
+    assert v.detail == "no metric in common with the reference"
+
+
+def test_reference_entry_without_outcome_counts_as_passed():
+    v = run_judge({"t": m(1.0)}, ref_entry={"metrics": {"t": m(1.0)}})
+    assert v.verdict == PASS
+
+
+@pytest.mark.parametrize("value", [1.0, 0.5, 1.2])
+def test_warm_read_that_is_not_slower_is_not_comparable(value):
+    v = run_judge({"t": m(value)}, {"t": m(1.0)}, warm=True)
+    assert v.verdict == NOT_COMPARABLE
+    assert "page cache" in v.detail
+    assert v.slowdown == pytest.approx(value)
+
+
+def test_warm_read_that_is_slower_stays_slower():
+    v = run_judge({"t": m(2.0)}, {"t": m(1.0)}, warm=True)
+    assert v.verdict == SLOWER
+    assert v.slowdown == pytest.approx(2.0)
+
+
+def test_skipped_here_could_not_run_with_its_reason():
+    v = run_judge({}, {"t": m(1.0)}, outcome="skipped", reason="no usable GPU")
+    assert (v.verdict, v.detail) == (COULD_NOT_RUN, "no usable GPU")
+    assert v.tolerance == 1.25
+    default = run_judge({}, {"t": m(1.0)}, outcome="skipped")
+    assert (default.verdict, default.detail) == (COULD_NOT_RUN, "the case did not run")
+
+
+def test_skipped_here_wins_over_context_mismatch_and_absence():
+    v = run_judge({}, outcome="skipped", reason="r", ref_context={**CTX, "profile": "full"}, ref_entry=None)
+    assert v.verdict == COULD_NOT_RUN
+
+
+def test_skipped_in_the_reference_could_not_run():
+    v = run_judge({"t": m(1.0)}, ref_entry={"outcome": "skipped", "metrics": {}})
+    assert v.verdict == COULD_NOT_RUN
+    assert "in the reference" in v.detail
+
+
+def test_tolerance_is_recorded_and_used():
+    assert run_judge({"t": m(1.4)}, {"t": m(1.0)}, tolerance=1.5).verdict == PASS
+    assert run_judge({"t": m(1.4)}, {"t": m(1.0)}, tolerance=1.5).tolerance == 1.5
+    assert run_judge({"t": m(1.4)}, {"t": m(1.0)}, tolerance=1.3).verdict == SLOWER
+
+
+def test_verdict_to_json():
+    v = Verdict(SLOWER, 1.5, "t", 1.25, "why")
+    assert v.to_json() == {"verdict": "slower", "slowdown": 1.5, "metric": "t", "tolerance": 1.25,
+                           "detail": "why"}
+    assert Verdict(PASS).tolerance == DEFAULT_TOLERANCE == 1.25
+
+
+def test_zero_time_does_not_crash_judge():
+    v = run_judge({"t": m(0.0)}, {"t": m(1.0)})
+    assert v.verdict in (FASTER, NOT_COMPARABLE)
+
+
+def test_rate_against_zero_reference_does_not_crash_judge():
+    v = run_judge({"r": m(5.0, "MB/s", "higher")}, {"r": m(0.0, "MB/s")})
+    assert v.verdict == NOT_COMPARABLE
