@@ -8,7 +8,9 @@
 ``cryobench validate``
     checks result and reference files against their schemas (exit status 0 when all are valid);
 ``cryobench anonymize``
-    strips host names, bus ids and paths from result files.
+    strips host names, bus ids and paths from result files;
+``cryobench data generate`` / ``cryobench data verify``
+    pre-provisions the synthetic data set, or checks one (or a real data set) file by file.
 """
 
 from __future__ import annotations
@@ -121,6 +123,67 @@ def _anonymize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    import os
+
+    from .settings import default_data_dir
+
+    return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir(os.environ)
+
+
+def _cli_progress(label: str):
+    """Progress on stderr for the CLI (the plugin's version goes around pytest's capture)."""
+    from .progress import progress
+
+    return progress(None, label)
+
+
+def _data_generate(args: argparse.Namespace) -> int:
+    from .data import provision
+    from .data.movies import FORMATS, movie_component
+    from .errors import CryobenchError
+    from .profiles import get_profile
+    from .session import DATA_SEED
+
+    profile = get_profile(args.profile)
+    root = provision.data_root(_data_dir(args), profile.name)
+    only = [f.strip() for f in args.only.split(",")] if args.only else list(FORMATS)
+    unknown = [f for f in only if f not in FORMATS]
+    if unknown:
+        print(f"cryobench data generate: unknown kind(s) {unknown}; known: {', '.join(FORMATS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        for fmt in only:
+            provision.ensure(root, movie_component(fmt, profile, DATA_SEED), DATA_SEED,
+                             progress_for=_cli_progress, say=provision.stderr_say)
+    except CryobenchError as exc:
+        print(f"cryobench data generate: {exc}", file=sys.stderr)
+        return 2
+    print(f"data for the {profile.name} profile is ready in {root}")
+    return 0
+
+
+def _data_verify(args: argparse.Namespace) -> int:
+    from .data import layout, provision
+    from .data.movies import CHECKS
+
+    if args.data:
+        problems = layout.validate(Path(args.data))
+        for problem in problems:
+            print(problem)
+        print(f"{args.data}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    root = provision.data_root(_data_dir(args), args.profile)
+    readers = {f"movies/{fmt}": check for fmt, check in CHECKS.items()}
+    report = provision.verify(root, readers)
+    for problem in report.problems:
+        print(problem)
+    print(f"{root}: {report.checked} file(s) checked, "
+          f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -151,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("files", nargs="+")
     anon.add_argument("--in-place", action="store_true", help="overwrite the files instead of writing *.anon.json")
     anon.set_defaults(func=_anonymize)
+
+    data = sub.add_parser("data", help="generate or verify benchmark data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    gen = data_sub.add_parser("generate", help="generate the synthetic data set of a profile (with progress)")
+    gen.add_argument("--profile", choices=("smoke", "standard", "full"), default="standard")
+    gen.add_argument("--data-dir", "--dir", dest="data_dir", help="where generated data lives")
+    gen.add_argument("--only", help="comma-separated kinds to generate (tiff,mrc,eer)")
+    gen.set_defaults(func=_data_generate)
+    ver = data_sub.add_parser("verify", help="check generated data against its manifest (exit 1 on problems)")
+    ver.add_argument("--profile", choices=("smoke", "standard", "full"), default="standard")
+    ver.add_argument("--data-dir", "--dir", dest="data_dir", help="where generated data lives")
+    ver.add_argument("--data", help="check a real CryoSPARC data set's layout and files instead")
+    ver.set_defaults(func=_data_verify)
     return parser
 
 

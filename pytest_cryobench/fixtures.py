@@ -99,3 +99,24 @@ def cryobench_backend(cryobench_run: RunState, cryobench_device: str):
     backend = backend_for(cryobench_run, cryobench_device)
     with backend.use():
         yield backend
+
+
+@pytest.fixture(scope="session")
+def movie_source(pytestconfig: pytest.Config, cryobench_run: RunState, cryobench_profile):
+    """Movies of each format: generated (and cached) on first use, or the real data set's."""
+    from .data.sources import MovieSource
+    from .progress import say
+
+    s = cryobench_run.settings
+    return MovieSource(cryobench_profile, s.data_dir, s.data, DATA_SEED,
+                       progress_for=lambda label: progress(pytestconfig, label),
+                       say=lambda text: say(pytestconfig, text))
+
+
+@pytest.fixture(scope="session")
+def shm_work_dir(cryobench_run: RunState) -> Path:
+    """This run's directory in ``/dev/shm`` (RAM), where movies are copied before decoding."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm on this machine: decompression is measured from a RAM copy only")
+    return cryobench_run.work_dir(shm)

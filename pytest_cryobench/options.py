@@ -183,6 +183,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("keep-data", "keep generated particle files in the project and cache dirs",
                parse_bool, False, flag=True),
     OptionSpec("no-fail", "report 'slower' verdicts without failing the cases", parse_bool, False, flag=True),
+    OptionSpec("eer-fractions", "EER decoding: fractions to sum hardware frames into (default: the profile's)",
+               parse_positive_int, metavar="N"),
+    OptionSpec("eer-superres", "EER decoding: super-resolution 0 (4K), 1 (8K) or 2 (16K)",
+               _choice(("0", "1", "2")), "0", metavar="{0,1,2}"),
     OptionSpec("anonymize", "strip host names, bus ids and paths from the result files",
                parse_bool, False, flag=True),
 )

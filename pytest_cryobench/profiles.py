@@ -37,16 +37,56 @@ class ParticleStackSize:
 
 
 @dataclasses.dataclass(frozen=True)
+class MovieSize:
+    """Shape of the synthetic movies of one format.
+
+    Attributes
+    ----------
+    n_movies : int
+        Movies per format (CryoSPARC's data set has 3).
+    width, height : int
+        Frame size, pixels (for EER: the physical 4K-style grid, before super-resolution).
+    frames : int
+        Frames per movie (for EER: hardware frames).
+    fractions : int
+        EER only: fractions the hardware frames are summed into when decoding.
+    """
+
+    n_movies: int
+    width: int
+    height: int
+    frames: int
+    fractions: int = 0
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     name: str
     particles: ParticleStackSize
+    tiff: MovieSize
+    mrc: MovieSize
+    eer: MovieSize
     io_rounds: int
+    cpu_rounds: int
 
 
 PROFILES = {
-    "smoke": Profile("smoke", ParticleStackSize(2_000, 64, 20), io_rounds=3),
-    "standard": Profile("standard", ParticleStackSize(10_000, 256, 100), io_rounds=3),
-    "full": Profile("full", ParticleStackSize(50_000, 256, 500), io_rounds=3),
+    "smoke": Profile(
+        "smoke", ParticleStackSize(2_000, 64, 20),
+        tiff=MovieSize(3, 1024, 768, 8), mrc=MovieSize(3, 512, 512, 8),
+        eer=MovieSize(3, 256, 256, 100, fractions=10), io_rounds=3, cpu_rounds=3),
+    "standard": Profile(
+        "standard", ParticleStackSize(10_000, 256, 100),
+        tiff=MovieSize(3, 5760, 4092, 20), mrc=MovieSize(3, 3710, 3838, 20),
+        eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3),
+    "full": Profile(
+        "full", ParticleStackSize(50_000, 256, 500),
+        tiff=MovieSize(3, 11520, 8184, 70), mrc=MovieSize(3, 3710, 3838, 44),
+        eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3),
 }
 
 

@@ -30,7 +30,8 @@ def progress(config: Any, label: str) -> Iterator[Callable[[int, int], None]]:
 
     def update(done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - last[0] < 0.5:
+        # Quiet for work that finishes within half a second; then at most two updates a second.
+        if now - start < 0.5 or (done < total and now - last[0] < 0.5):
             return
         first = last[0] == 0.0
         last[0] = now
@@ -39,3 +40,12 @@ def progress(config: Any, label: str) -> Iterator[Callable[[int, int], None]]:
             write("\n")
 
     yield update
+
+
+def say(config: Any, text: str) -> None:
+    """Print one ``[cryobench]`` line past pytest's capture (regeneration reasons, waits)."""
+    capman = config.pluginmanager.getplugin("capturemanager") if config is not None else None
+    ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+    with ctx:
+        sys.stderr.write(f"\n[cryobench] {text}\n")
+        sys.stderr.flush()

@@ -12,6 +12,8 @@ OUTCOME_LABEL = {"failed": "FAILED", "error": "ERROR", "skipped": "could not run
 def format_seconds(value: float | None) -> str:
     if value is None:
         return "-"
+    if value == 0:
+        return "0"
     if value >= 100:
         return f"{value:.1f}"
     if value >= 1:

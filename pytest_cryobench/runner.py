@@ -58,6 +58,12 @@ def configure(config: pytest.Config) -> None:
         run_id = new_run_id(settings.output, settings.run_id)
         if settings.drop_caches == "sysctl":
             pagecache.check_sysctl_permitted()
+        if settings.data is not None:
+            from .data.layout import validate, validation_error
+
+            problems = validate(settings.data)
+            if problems:
+                raise CryobenchError(validation_error(settings.data, problems))
         search = [settings.data_dir / "references", bundled_dir("references")]
         comparisons = [load_reference(spec, search) for spec in settings.references]
         if settings.baseline is not None:

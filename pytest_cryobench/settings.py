@@ -41,6 +41,8 @@ class Settings:
     keep_data: bool
     no_fail: bool
     anonymize: bool
+    eer_fractions: int | None
+    eer_superres: int
     sources: Mapping[str, str]
 
     @property
@@ -106,5 +108,7 @@ def build_settings(
         keep_data=values["keep-data"],
         no_fail=values["no-fail"],
         anonymize=values["anonymize"],
+        eer_fractions=values["eer-fractions"],
+        eer_superres=int(values["eer-superres"]),
         sources=sources,
     )

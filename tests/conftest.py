@@ -54,3 +54,9 @@ def load_results(out: Path, group: str = "fs") -> dict:
 def leftover_files(*dirs: Path) -> list[Path]:
     """Files left anywhere below the given directories."""
     return sorted(p for d in dirs if d.exists() for p in d.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def particle_args(smoke_args) -> list[str]:
+    """``smoke_args`` selecting the particle cases (a later ``-k`` in a test replaces this one)."""
+    return [*smoke_args, "-k", "particle"]

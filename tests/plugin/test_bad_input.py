@@ -19,8 +19,8 @@ from tests.conftest import leftover_files, load_results
     ("env", "*--cryobench-profile: bad value from environment variable CRYOBENCH_PROFILE: 'huge'*"),
     ("ini", "*--cryobench-profile: bad value from ini option cryobench_profile: 'huge'*"),
 ])
-def test_bad_option_value_names_its_source(pytester, smoke_args, monkeypatch, how, message):
-    args = [a for a in smoke_args if not a.startswith("--cryobench-profile")]
+def test_bad_option_value_names_its_source(pytester, particle_args, monkeypatch, how, message):
+    args = [a for a in particle_args if not a.startswith("--cryobench-profile")]
     if how == "cli":
         args.append("--cryobench-profile=huge")
     elif how == "env":
@@ -33,9 +33,9 @@ def test_bad_option_value_names_its_source(pytester, smoke_args, monkeypatch, ho
     assert "Traceback" not in result.stderr.str()
 
 
-def test_command_line_beats_environment(pytester, smoke_args, monkeypatch):
+def test_command_line_beats_environment(pytester, particle_args, monkeypatch):
     monkeypatch.setenv("CRYOBENCH_ROUNDS", "0")  # would be an error if it were used
-    result = pytester.runpytest(*smoke_args, "--cryobench-rounds=1", "--collect-only", "-q")
+    result = pytester.runpytest(*particle_args, "--cryobench-rounds=1", "--collect-only", "-q")
     assert result.ret == 0
 
 
@@ -45,25 +45,25 @@ def test_command_line_beats_environment(pytester, smoke_args, monkeypatch):
     ("--cryobench-gpus", "0,x", "GPU indices"),
     ("--cryobench-drop-caches", "always", "is not one of fadvise, sysctl, none"),
 ])
-def test_invalid_values(pytester, smoke_args, option, value, words):
-    result = pytester.runpytest(*smoke_args, f"{option}={value}")
+def test_invalid_values(pytester, particle_args, option, value, words):
+    result = pytester.runpytest(*particle_args, f"{option}={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{option}*{words}*"])
 
 
-def test_output_dir_not_writable(pytester, smoke_args, tmp_path):
+def test_output_dir_not_writable(pytester, particle_args, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    args = [a for a in smoke_args if not a.startswith("--cryobench-output")]
+    args = [a for a in particle_args if not a.startswith("--cryobench-output")]
     result = pytester.runpytest(*args, f"--cryobench-output={blocker / 'out'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*output dir (command line --cryobench-output) {blocker / 'out'} cannot be created*"])
 
 
-def test_project_dir_not_writable(pytester, smoke_args, tmp_path, bench_dirs):
+def test_project_dir_not_writable(pytester, particle_args, tmp_path, bench_dirs):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    args = [a for a in smoke_args if not a.startswith("--cryobench-project-dir")]
+    args = [a for a in particle_args if not a.startswith("--cryobench-project-dir")]
     result = pytester.runpytest(*args, f"--cryobench-project-dir={blocker}")
     result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines([f"*project dir (command line --cryobench-project-dir) {blocker} is not a directory*"])
@@ -74,9 +74,9 @@ def test_project_dir_not_writable(pytester, smoke_args, tmp_path, bench_dirs):
     assert "is not a directory" in doc["status"]["particle_random_read"]["reason"]
 
 
-def test_cache_dir_that_does_not_exist(pytester, smoke_args, tmp_path, bench_dirs):
+def test_cache_dir_that_does_not_exist(pytester, particle_args, tmp_path, bench_dirs):
     missing = tmp_path / "no-such-ssd"
-    args = [a for a in smoke_args if not a.startswith("--cryobench-cache-dir")]
+    args = [a for a in particle_args if not a.startswith("--cryobench-cache-dir")]
     result = pytester.runpytest(*args, f"--cryobench-cache-dir={missing}")
     result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines([f"*cache dir (command line --cryobench-cache-dir) {missing} does not exist*"])
@@ -84,7 +84,7 @@ def test_cache_dir_that_does_not_exist(pytester, smoke_args, tmp_path, bench_dir
     assert leftover_files(bench_dirs["project"]) == []
 
 
-def test_not_enough_space_refuses_before_writing(pytester, smoke_args, bench_dirs, monkeypatch):
+def test_not_enough_space_refuses_before_writing(pytester, particle_args, bench_dirs, monkeypatch):
     import shutil
 
     from pytest_cryobench import fsutil
@@ -92,58 +92,58 @@ def test_not_enough_space_refuses_before_writing(pytester, smoke_args, bench_dir
     real = shutil.disk_usage
     monkeypatch.setattr(fsutil.shutil, "disk_usage",
                         lambda p: real(p)._replace(free=1_000_000))
-    result = pytester.runpytest_inprocess(*smoke_args, "-k", "random")
+    result = pytester.runpytest_inprocess(*particle_args, "-k", "random")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*not enough free space in the particle stack's directory*needs 34.*MB*1.00 MB (1000000 bytes) free*"])
     assert leftover_files(bench_dirs["project"]) == []
 
 
-def test_reference_not_json(pytester, smoke_args, tmp_path):
+def test_reference_not_json(pytester, particle_args, tmp_path):
     bad = tmp_path / "ref.json"
     bad.write_text('{"schema_version": 1, "kind": "cryobench-ref')
-    result = pytester.runpytest(*smoke_args, f"--cryobench-reference={bad}")
+    result = pytester.runpytest(*particle_args, f"--cryobench-reference={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*reference {bad} is not valid JSON (line 1, column*was it truncated?*"])
 
 
-def test_reference_failing_schema(pytester, smoke_args, tmp_path):
+def test_reference_failing_schema(pytester, particle_args, tmp_path):
     bad = tmp_path / "ref.json"
     bad.write_text(json.dumps({"schema_version": 1, "kind": "cryobench-reference", "name": "x",
                                "profile": "smoke", "backend": "numpy", "data": "synthetic",
                                "instance_information": {},
                                "tests": {"fs": {"particle_random_read": {"metrics": {"t": {"unit": "s"}}}}}}))
-    result = pytester.runpytest(*smoke_args, f"--cryobench-reference={bad}")
+    result = pytester.runpytest(*particle_args, f"--cryobench-reference={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*does not match its schema at tests/fs/particle_random_read/metrics/t: 'value' is a required property*"])
 
 
-def test_unknown_reference_name_lists_known(pytester, smoke_args, bench_dirs):
+def test_unknown_reference_name_lists_known(pytester, particle_args, bench_dirs):
     refs = bench_dirs["data"] / "references"
     refs.mkdir(parents=True)
     (refs / "lab-ws1.json").write_text("{}")
-    result = pytester.runpytest(*smoke_args, "--cryobench-reference=h100-x9")
+    result = pytester.runpytest(*particle_args, "--cryobench-reference=h100-x9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--cryobench-reference h100-x9: no such file, and no shipped reference of that name (known: *lab-ws1*)*"])
 
 
-def test_baseline_of_another_schema_version(pytester, smoke_args, tmp_path):
+def test_baseline_of_another_schema_version(pytester, particle_args, tmp_path):
     old = tmp_path / "old_fs_benchmark_data.json"
     old.write_text(json.dumps({"schema_version": 99, "kind": "cryobench-result"}))
-    result = pytester.runpytest(*smoke_args, f"--cryobench-baseline={old}")
+    result = pytester.runpytest(*particle_args, f"--cryobench-baseline={old}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*baseline*has schema version 99*reads version 1: upgrade pytest-cryobench*"])
 
 
-def test_sysctl_drop_caches_not_permitted(pytester, smoke_args, monkeypatch, tmp_path):
+def test_sysctl_drop_caches_not_permitted(pytester, particle_args, monkeypatch, tmp_path):
     from pytest_cryobench import pagecache
 
     monkeypatch.setattr(pagecache, "DROP_CACHES_PATH", tmp_path / "no" / "drop_caches")
-    result = pytester.runpytest_inprocess(*smoke_args, "--cryobench-drop-caches=sysctl")
+    result = pytester.runpytest_inprocess(*particle_args, "--cryobench-drop-caches=sysctl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--cryobench-drop-caches sysctl needs write access to*use --cryobench-drop-caches fadvise*"])
 
 
-def test_keyboard_interrupt_in_process_keeps_finished_results(pytester, smoke_args, bench_dirs):
+def test_keyboard_interrupt_in_process_keeps_finished_results(pytester, particle_args, bench_dirs):
     # A plugin, not a conftest: conftest hooks only see items below their own directory.
     pytester.syspathinsert()
     pytester.makepyfile(interrupter="""
@@ -154,7 +154,7 @@ def test_keyboard_interrupt_in_process_keeps_finished_results(pytester, smoke_ar
             if "random" in item.name:
                 raise KeyboardInterrupt
     """)
-    recorder = pytester.inline_run(*smoke_args, "-p", "interrupter", no_reraise_ctrlc=True)
+    recorder = pytester.inline_run(*particle_args, "-p", "interrupter", no_reraise_ctrlc=True)
     assert recorder.ret == pytest.ExitCode.INTERRUPTED
     doc = load_results(bench_dirs["out"])
     assert set(doc["timings"]) == {"particle_cache", "particle_sequential_read"}
@@ -163,10 +163,10 @@ def test_keyboard_interrupt_in_process_keeps_finished_results(pytester, smoke_ar
     assert not list(bench_dirs["out"].glob("*.tmp"))
 
 
-def test_ctrl_c_signal_leaves_nothing_half_written(tmp_path, bench_dirs, smoke_args):
+def test_ctrl_c_signal_leaves_nothing_half_written(tmp_path, bench_dirs, particle_args):
     """A real SIGINT in the middle of a long run (many rounds of the smoke profile)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYOBENCH")}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", *smoke_args, "--cryobench-rounds=100000"],
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *particle_args, "--cryobench-rounds=100000"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     deadline = time.monotonic() + 60

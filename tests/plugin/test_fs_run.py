@@ -13,8 +13,8 @@ from tests.conftest import leftover_files, load_results
 FS_TESTS = ["particle_cache", "particle_sequential_read", "particle_random_read"]
 
 
-def test_smoke_run_writes_results_and_cleans_up(pytester, smoke_args, bench_dirs):
-    result = pytester.runpytest(*smoke_args, "--cryobench-run-id=first")
+def test_smoke_run_writes_results_and_cleans_up(pytester, particle_args, bench_dirs):
+    result = pytester.runpytest(*particle_args, "--cryobench-run-id=first")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
         "*cryobench first (smoke profile)*",
@@ -53,15 +53,15 @@ def test_smoke_run_writes_results_and_cleans_up(pytester, smoke_args, bench_dirs
     assert not list(bench_dirs["out"].glob("*.tmp"))
 
 
-def test_keep_data_keeps_particle_files(pytester, smoke_args, bench_dirs):
-    result = pytester.runpytest(*smoke_args, "--cryobench-keep-data", "-k", "sequential")
+def test_keep_data_keeps_particle_files(pytester, particle_args, bench_dirs):
+    result = pytester.runpytest(*particle_args, "--cryobench-keep-data", "-k", "sequential")
     result.assert_outcomes(passed=1)
     assert len(list(bench_dirs["project"].rglob("particles_*.mrc"))) == 20
     assert len(list(bench_dirs["cache"].rglob("particles_*.mrc"))) == 20
 
 
-def test_no_ssd_reads_from_project_dir(pytester, smoke_args, bench_dirs):
-    args = [a for a in smoke_args if not a.startswith("--cryobench-cache-dir")]
+def test_no_ssd_reads_from_project_dir(pytester, particle_args, bench_dirs):
+    args = [a for a in particle_args if not a.startswith("--cryobench-cache-dir")]
     result = pytester.runpytest(*args, "--cryobench-no-ssd")
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["fs/particle_cache*could not run*"])
@@ -73,33 +73,33 @@ def test_no_ssd_reads_from_project_dir(pytester, smoke_args, bench_dirs):
     assert leftover_files(bench_dirs["cache"]) == []
 
 
-def test_rounds_option_sets_rounds(pytester, smoke_args, bench_dirs, monkeypatch):
+def test_rounds_option_sets_rounds(pytester, particle_args, bench_dirs, monkeypatch):
     monkeypatch.setenv("CRYOBENCH_ROUNDS", "2")
-    result = pytester.runpytest(*smoke_args, "-k", "random")
+    result = pytester.runpytest(*particle_args, "-k", "random")
     result.assert_outcomes(passed=1)
     assert load_results(bench_dirs["out"])["stats"]["particle_random_read"]["rounds"] == 2
 
 
-def test_warm_reads_are_marked_and_warned(pytester, smoke_args, bench_dirs):
-    result = pytester.runpytest(*smoke_args, "--cryobench-drop-caches=none", "-k", "random")
+def test_warm_reads_are_marked_and_warned(pytester, particle_args, bench_dirs):
+    result = pytester.runpytest(*particle_args, "--cryobench-drop-caches=none", "-k", "random")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["fs/particle_random_read (warm)*", "*still in the page cache*"])
     status = load_results(bench_dirs["out"])["status"]["particle_random_read"]
     assert status["warm"] is True and min(status["residency"]) > 0.5
 
 
-def test_cold_reads_are_cold(pytester, smoke_args, bench_dirs):
-    pytester.runpytest(*smoke_args).assert_outcomes(passed=3)
+def test_cold_reads_are_cold(pytester, particle_args, bench_dirs):
+    pytester.runpytest(*particle_args).assert_outcomes(passed=3)
     status = load_results(bench_dirs["out"])["status"]
     for test in FS_TESTS:
         assert status[test]["warm"] is False
         assert max(status[test]["residency"]) < 0.02
 
 
-def test_save_reference_then_compare(pytester, smoke_args, bench_dirs):
+def test_save_reference_then_compare(pytester, particle_args, bench_dirs):
     from pytest_cryobench.cli import main
 
-    pytester.runpytest(*smoke_args, "--cryobench-run-id=before").assert_outcomes(passed=3)
+    pytester.runpytest(*particle_args, "--cryobench-run-id=before").assert_outcomes(passed=3)
     ref_path = bench_dirs["out"] / "machine-a.json"
     assert main(["save-reference", str(bench_dirs["out"] / "before_fs_benchmark_data.json"),
                  "--name", "machine-a", "-o", str(ref_path)]) == 0
@@ -109,7 +109,7 @@ def test_save_reference_then_compare(pytester, smoke_args, bench_dirs):
     assert "pytest" in ref["command"]
 
     # Generous tolerance: a second run on the same machine passes against both.
-    result = pytester.runpytest(*smoke_args, f"--cryobench-reference={ref_path}",
+    result = pytester.runpytest(*particle_args, f"--cryobench-reference={ref_path}",
                                 f"--cryobench-baseline={bench_dirs['out'] / 'before_fs_benchmark_data.json'}",
                                 "--cryobench-tolerance=50")
     result.assert_outcomes(passed=3)
@@ -128,9 +128,9 @@ def _fast_reference(path, profile="smoke", factor=1e-3, backend="none"):
     return path
 
 
-def test_slower_than_reference_fails_the_case(pytester, smoke_args, tmp_path, bench_dirs):
+def test_slower_than_reference_fails_the_case(pytester, particle_args, tmp_path, bench_dirs):
     ref = _fast_reference(tmp_path / "fast.json")
-    result = pytester.runpytest(*smoke_args, f"--cryobench-reference={ref}", "-k", "read")
+    result = pytester.runpytest(*particle_args, f"--cryobench-reference={ref}", "-k", "particle and read")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*SLOWER*", "*slower than fast-machine: particle_*_read_time*x slower*"])
     doc = load_results(bench_dirs["out"])
@@ -139,25 +139,25 @@ def test_slower_than_reference_fails_the_case(pytester, smoke_args, tmp_path, be
     assert doc["status"]["particle_random_read"]["outcome"] == "failed"
 
 
-def test_no_fail_reports_slower_without_failing(pytester, smoke_args, tmp_path):
+def test_no_fail_reports_slower_without_failing(pytester, particle_args, tmp_path):
     ref = _fast_reference(tmp_path / "fast.json")
-    result = pytester.runpytest(*smoke_args, f"--cryobench-reference={ref}", "-k", "read",
+    result = pytester.runpytest(*particle_args, f"--cryobench-reference={ref}", "-k", "particle and read",
                                 "--cryobench-no-fail")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*SLOWER*", "*not failed, --cryobench-no-fail*"])
 
 
-def test_reference_of_another_profile_is_not_comparable(pytester, smoke_args, tmp_path, bench_dirs):
+def test_reference_of_another_profile_is_not_comparable(pytester, particle_args, tmp_path, bench_dirs):
     ref = _fast_reference(tmp_path / "fast.json", profile="full")
-    result = pytester.runpytest(*smoke_args, f"--cryobench-reference={ref}", "-k", "read")
+    result = pytester.runpytest(*particle_args, f"--cryobench-reference={ref}", "-k", "particle and read")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*not comparable*", "*profile smoke here, full in the reference*"])
     verdicts = load_results(bench_dirs["out"])["status"]["particle_random_read"]["verdicts"]
     assert verdicts["fast-machine"]["verdict"] == "not comparable"
 
 
-def test_anonymize_strips_identifying_fields(pytester, smoke_args, bench_dirs):
-    result = pytester.runpytest(*smoke_args, "--cryobench-anonymize", "-k", "random")
+def test_anonymize_strips_identifying_fields(pytester, particle_args, bench_dirs):
+    result = pytester.runpytest(*particle_args, "--cryobench-anonymize", "-k", "random")
     result.assert_outcomes(passed=1)
     text = next(bench_dirs["out"].glob("*_fs_benchmark_data.json")).read_text()
     import platform

@@ -136,7 +136,7 @@ def test_failed_case_without_stats():
 
 @pytest.mark.parametrize("value, text", [
     (None, "-"), (123.456, "123.5"), (100.0, "100.0"), (12.3456, "12.346"), (1.0, "1.000"),
-    (0.0456, "0.0456"), (0.001, "0.0010"), (0.000123, "1.23e-04"), (0.0, "0.00e+00")])
+    (0.0456, "0.0456"), (0.001, "0.0010"), (0.000123, "1.23e-04"), (0.0, "0")])
 def test_format_seconds(value, text):
     assert format_seconds(value) == text
 

@@ -1,0 +1,91 @@
+"""CPU benchmark: movie decompression from RAM (SPEC 5.2).
+
+The 3 movies of a format are copied to ``/dev/shm`` (untimed, as CryoSPARC does with
+``CRYOSPARC_TIFF_IO_SHM``), then each round decodes all of them with every usable core:
+LZW TIFF frames summed into a count image, EER hardware frames summed into fractions. Reported:
+the mean time per movie (``tiff``, ``eer``), MB/s of decoded pixels and the threads used.
+
+Known answer: the decoded totals (per TIFF frame, per EER fraction) must equal what the
+generator wrote; for a real data set, every round must decode the same totals.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_cryobench.data.movies import decode_tiff, usable_threads
+from pytest_cryobench.data.particles import remove_tree
+from pytest_cryobench.fsutil import copy_file, require_free_space
+
+pytestmark = pytest.mark.cpu
+
+
+def _expected_totals(fmt, truth, n_fractions):
+    """Per-frame (TIFF) or per-fraction (EER) totals the decoder must find."""
+    if fmt == "tiff":
+        return list(truth["frame_sums"])
+    from pytest_cryobench.data.eer import fraction_bounds
+
+    counts = truth["frame_events"]
+    return [sum(counts[a:b]) for a, b in fraction_bounds(len(counts), n_fractions)]
+
+
+@pytest.mark.cryobench_name("{fmt}")
+@pytest.mark.parametrize("fmt", ["tiff", "eer"])
+def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile, movie_source,
+                    shm_work_dir, fmt):
+    case = cryobench_case
+    settings = cryobench_run.settings
+    files = movie_source.files(fmt)
+    threads = usable_threads()
+    shm = shm_work_dir / fmt
+    shm.mkdir()
+    total_bytes = sum(p.stat().st_size for p in files)
+    require_free_space(shm_work_dir, total_bytes, "/dev/shm")
+    copies = [shm / p.name for p in files]
+    for src, dst in zip(files, copies, strict=True):
+        copy_file(src, dst)
+    n_fractions = settings.eer_fractions or cryobench_profile.eer.fractions
+    superres = settings.eer_superres
+    results: list[list] = []
+
+    def decode_all(st):
+        out = []
+        for i, path in enumerate(copies):
+            with st.span(f"decode_movie_{i}", "CPU"):
+                if fmt == "tiff":
+                    sums, counts = decode_tiff(path, threads)
+                    out.append((sums.tolist(), counts.size))
+                else:
+                    from pytest_cryobench.data.eer import decode_fractions
+
+                    fractions = decode_fractions(path, n_fractions, superres=superres, threads=threads)
+                    out.append((fractions.reshape(len(fractions), -1).sum(axis=1, dtype="int64").tolist(),
+                                fractions[0].size))
+        results.append(out)
+
+    try:
+        stats = case.measure(benchmark, decode_all, rounds=cryobench_profile.cpu_rounds)
+    finally:
+        remove_tree(shm)
+    last = results[-1]
+    if movie_source.real:
+        consistent = all(r == results[0] for r in results)
+        case.check("self_consistent", consistent, "rounds decoded different totals", rounds=len(results))
+    for path, (totals, _) in zip(files, last, strict=True):
+        truth = movie_source.truth(fmt, path)
+        if truth is None:
+            continue
+        expected = _expected_totals(fmt, truth, n_fractions)
+        case.check(f"totals_{path.stem}", totals == expected,
+                   f"{path.name}: decoded totals {sum(totals)} differ from the {sum(expected)} written",
+                   decoded=sum(totals), written=sum(expected))
+    # Decoded pixels: uint8 TIFF frames, uint16 EER fractions.
+    frames_decoded = sum(len(totals) for totals, _ in last)
+    decoded_bytes = sum(len(t) * px for t, px in last) * (1 if fmt == "tiff" else 2)
+    case.metric(fmt, stats["median"] / len(files), "s")
+    case.metric(f"{fmt}_decode_rate", decoded_bytes / stats["median"] / 1e6, "MB/s", "higher")
+    case.info(threads=threads, movies=len(files), frames_or_fractions=frames_decoded,
+              decoded_bytes=decoded_bytes, compressed_bytes=total_bytes,
+              eer_fractions=n_fractions if fmt == "eer" else None,
+              eer_superres=superres if fmt == "eer" else None)

@@ -1,0 +1,257 @@
+"""Movies: synthetic LZW TIFF (K3-like), MRC (K2-like) and EER (Falcon 4-like), their ground
+truth, sequential reads, and decompression.
+
+The same read and decode code serves generated movies and a real CryoSPARC data set.
+
+Counts are Poisson: each frame draws uniform 16-bit integers and maps them through the
+inverse cumulative distribution of Poisson(rate), which is exact to 1/65536 in probability
+and some forty times faster than ``Generator.poisson``. Every movie is generated one frame at a
+time (one frame in memory), and its per-frame totals are its ground truth.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..errors import CryobenchError
+from ..profiles import MovieSize, Profile
+from .provision import Component
+
+FORMATS = ("tiff", "mrc", "eer")
+SUFFIX = {"tiff": ".tiff", "mrc": ".mrc", "eer": ".eer"}
+# Electrons per pixel per frame: K3 counting TIFF frames, K2 frames; EER events per physical
+# pixel per hardware frame (Falcon 4 at about 250 frames/s).
+COUNT_RATE = {"tiff": 0.8, "mrc": 1.0}
+EER_EVENT_RATE = 0.02
+_FORMAT_CODE = {"tiff": 1, "mrc": 2, "eer": 3}
+GENERATOR_VERSION = {"tiff": 1, "mrc": 1, "eer": 1}
+READ_BLOCK = 16 << 20
+
+
+def poisson_table(rate: float) -> np.ndarray:
+    """Inverse CDF of Poisson(``rate``) sampled at the 65536 midpoints of 16-bit uniforms.
+
+    Returns
+    -------
+    numpy.ndarray, shape (65536,), uint16
+        ``table[u]`` is the count for uniform integer ``u``.
+    """
+    ks = np.arange(0, max(16, int(rate + 12 * math.sqrt(rate) + 12)))
+    log_pmf = ks * math.log(rate) - rate - np.array([math.lgamma(k + 1) for k in ks])
+    cdf = np.cumsum(np.exp(log_pmf))
+    u = (np.arange(65536) + 0.5) / 65536
+    return np.minimum(np.searchsorted(cdf, u), ks[-1]).astype(np.uint16)
+
+
+def count_frames(rng: np.random.Generator, height: int, width: int, n: int, rate: float,
+                 dtype: np.dtype, sums: list[int]) -> Iterator[np.ndarray]:
+    """Yield ``n`` Poisson count frames of shape ``(height, width)``, appending each frame's total."""
+    table = poisson_table(rate).astype(dtype)
+    for _ in range(n):
+        frame = table[rng.integers(0, 65536, size=(height, width), dtype=np.uint16)]
+        sums.append(int(frame.sum(dtype=np.int64)))
+        yield frame
+
+
+def movie_names(fmt: str, size: MovieSize) -> tuple[str, ...]:
+    """Paths of the synthetic movies, relative to the data root."""
+    return tuple(f"movies/{fmt}/synthetic_movie_{i:03d}{SUFFIX[fmt]}" for i in range(size.n_movies))
+
+
+def _rng(seed: int, fmt: str, name: str) -> np.random.Generator:
+    index = int(Path(name).stem.rsplit("_", 1)[1])
+    return np.random.default_rng([seed, _FORMAT_CODE[fmt], index])
+
+
+def _write_tiff(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
+    import tifffile
+
+    sums: list[int] = []
+    frames = count_frames(_rng(seed, "tiff", name), size.height, size.width, size.frames,
+                          COUNT_RATE["tiff"], np.uint8, sums)
+
+    def reporting() -> Iterator[np.ndarray]:
+        for i, frame in enumerate(frames):
+            yield frame
+            progress(i + 1, size.frames)
+
+    raw = size.frames * size.pixels
+    with tifffile.TiffWriter(tmp, bigtiff=raw > 3 * 2**30) as tw:
+        tw.write(reporting(), shape=(size.frames, size.height, size.width), dtype=np.uint8,
+                 compression="lzw", photometric="minisblack")
+    return {"frame_sums": sums, "shape": [size.frames, size.height, size.width], "dtype": "uint8"}
+
+
+def _write_mrc(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
+    import mrcfile
+
+    sums: list[int] = []
+    frames = count_frames(_rng(seed, "mrc", name), size.height, size.width, size.frames,
+                          COUNT_RATE["mrc"], np.uint16, sums)
+    with mrcfile.new_mmap(tmp, shape=(size.frames, size.height, size.width), mrc_mode=6,
+                          overwrite=True) as mrc:
+        for i, frame in enumerate(frames):
+            mrc.data[i] = frame
+            progress(i + 1, size.frames)
+        mrc.voxel_size = 1.0
+    return {"frame_sums": sums, "shape": [size.frames, size.height, size.width], "dtype": "uint16"}
+
+
+def _write_eer(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
+    from . import eer
+
+    rng = _rng(seed, "eer", name)
+    counts: list[int] = []
+    mean_events = EER_EVENT_RATE * size.pixels
+
+    def frames() -> Iterator[bytes]:
+        for i in range(size.frames):
+            x, y, sx, sy = eer.random_frame_events(rng, size.width, size.height, mean_events)
+            counts.append(int(len(x)))
+            yield eer.encode_frame(x, y, sx, sy, size.width, size.height)
+            progress(i + 1, size.frames)
+
+    eer.write_eer(tmp, frames(), size.width, size.height, {
+        "numberOfFrames": size.frames, "sensorPixelSize.width": 1.0e-10, "exposureTime": size.frames / 248})
+    return {"frame_events": counts, "shape": [size.frames, size.height, size.width]}
+
+
+_WRITERS: dict[str, Callable[..., dict[str, Any]]] = {"tiff": _write_tiff, "mrc": _write_mrc, "eer": _write_eer}
+
+
+def estimated_bytes(fmt: str, size: MovieSize) -> int:
+    """Upper estimate of the bytes of all movies of one format."""
+    per_frame = {"tiff": size.pixels * 0.5, "mrc": size.pixels * 2,
+                 "eer": size.pixels * EER_EVENT_RATE * 2.0}[fmt]
+    return int(size.n_movies * size.frames * per_frame) + (1 << 20)
+
+
+def movie_component(fmt: str, profile: Profile, seed: int) -> Component:
+    """The provisioning component that generates ``fmt`` movies for ``profile``."""
+    size: MovieSize = getattr(profile, fmt)
+    params = {"n_movies": size.n_movies, "width": size.width, "height": size.height,
+              "frames": size.frames}
+    params["rate"] = EER_EVENT_RATE if fmt == "eer" else COUNT_RATE[fmt]
+    writer = _WRITERS[fmt]
+    return Component(
+        name=f"movies/{fmt}", version=GENERATOR_VERSION[fmt], params=params,
+        files=movie_names(fmt, size), estimated_bytes=estimated_bytes(fmt, size),
+        generate=lambda name, tmp, progress: writer(size, seed, name, tmp, progress))
+
+
+def read_whole_file(path: Path, buffer: bytearray) -> int:
+    """Read ``path`` sequentially in 16 MiB reads into ``buffer``; returns the bytes read."""
+    view = memoryview(buffer)
+    total = 0
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            n = handle.readinto(view[total:total + READ_BLOCK])
+            if not n:
+                return total
+            total += n
+
+
+def _tiff_error(path: Path, exc: BaseException) -> CryobenchError:
+    return CryobenchError(f"{path}: cannot decode this TIFF movie ({type(exc).__name__}: {exc}); "
+                          "is the file truncated or damaged?")
+
+
+def check_tiff(path: Path) -> tuple[int, int, int]:
+    """Check a movie is an LZW TIFF of equal frames; returns ``(frames, height, width)``.
+
+    Raises
+    ------
+    CryobenchError
+        Not a TIFF, damaged, not LZW-compressed, or frames of different shapes.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = tif.pages
+            first = pages.first
+            compression = first.compression
+            shape = first.shape
+            n = len(pages)
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise _tiff_error(path, exc) from None
+    if compression != tifffile.COMPRESSION.LZW:
+        raise CryobenchError(
+            f"{path}: TIFF compression is {getattr(compression, 'name', compression)}, expected LZW "
+            "(counting-mode movies are LZW TIFF)")
+    if len(shape) != 2:
+        raise CryobenchError(f"{path}: frames of shape {shape}, expected 2-D frames")
+    return n, int(shape[0]), int(shape[1])
+
+
+def decode_tiff(path: Path, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every frame of an LZW TIFF movie and sum them into a count image.
+
+    Parameters
+    ----------
+    path : Path
+        The movie (in the benchmark, a copy in ``/dev/shm``).
+    threads : int
+        Decoder threads (tifffile decodes a frame's strips in parallel).
+
+    Returns
+    -------
+    frame_sums : numpy.ndarray, shape (n_frames,), int64
+        Total counts of each frame.
+    counts : numpy.ndarray, shape (height, width), uint32
+        Sum of all frames.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = tif.pages
+            counts = None
+            sums = np.empty(len(pages), dtype=np.int64)
+            for i, page in enumerate(pages):
+                frame = page.asarray(maxworkers=threads)
+                if counts is None:
+                    counts = np.zeros(frame.shape, dtype=np.uint32)
+                counts += frame
+                sums[i] = frame.sum(dtype=np.int64)
+    except CryobenchError:
+        raise
+    except Exception as exc:
+        raise _tiff_error(path, exc) from None
+    return sums, counts
+
+
+def check_mrc(path: Path) -> tuple[int, int, int]:
+    """Check an MRC movie's header against its size; returns ``(frames, height, width)``."""
+    from .particles import mrc_stack_layout
+
+    _, shape, _ = mrc_stack_layout(path)
+    return shape
+
+
+def check_eer(path: Path) -> tuple[int, int, int]:
+    """Check an EER movie opens as EER; returns ``(hardware frames, height, width)``."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            first = tif.pages.first
+            if not getattr(first, "is_eer", False):
+                raise CryobenchError(f"{path}: not an EER file (no EER compression and metadata)")
+            return len(tif.pages), int(first.shape[0]), int(first.shape[1])
+    except CryobenchError:
+        raise
+    except Exception as exc:
+        raise CryobenchError(f"{path}: cannot open this EER movie ({type(exc).__name__}: {exc})") from None
+
+
+CHECKS = {"tiff": check_tiff, "mrc": check_mrc, "eer": check_eer}
+
+
+def usable_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,57 @@
+"""Where a run's movies come from: the generated data set, or a real one (``--cryobench-data``)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Callable
+
+from ..profiles import Profile
+from . import layout, provision
+from .movies import movie_component
+
+
+class MovieSource:
+    """Movies of each format, generated on first use or found in a real data set.
+
+    Parameters
+    ----------
+    profile : Profile
+        Sizes of the generated movies.
+    data_dir : Path
+        Root of generated data (``--cryobench-data-dir``).
+    real : Path or None
+        A real CryoSPARC data set (``--cryobench-data``), validated before the run.
+    seed : int
+        Seed of the generated data set.
+    progress_for : callable
+        ``progress_for(label)`` -> context manager yielding ``update(done, total)``.
+    say : callable
+        Receives one-line messages.
+    """
+
+    def __init__(self, profile: Profile, data_dir: Path, real: Path | None, seed: int,
+                 progress_for: Callable[[str], contextlib.AbstractContextManager],
+                 say: Callable[[str], None]) -> None:
+        self.profile = profile
+        self.root = real if real is not None else provision.data_root(data_dir, profile.name)
+        self.real = real is not None
+        self.seed = seed
+        self._progress_for = progress_for
+        self._say = say
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    def files(self, fmt: str) -> list[Path]:
+        """The movies of ``fmt``, generating them first if needed."""
+        if self.real:
+            return layout.matches(self.root, layout.MOVIE_PATTERNS[fmt])
+        component = movie_component(fmt, self.profile, self.seed)
+        self._entries[fmt] = provision.ensure(self.root, component, self.seed,
+                                              progress_for=self._progress_for, say=self._say)
+        return [self.root / name for name in component.files]
+
+    def truth(self, fmt: str, path: Path) -> dict[str, Any] | None:
+        """The generator's ground truth of one movie (``None`` for real data)."""
+        if self.real:
+            return None
+        return self._entries[fmt]["truth"][str(path.relative_to(self.root))]
