@@ -211,6 +211,7 @@ class ParticleReader:
         n_keep = max(1, min(n_reads, VERIFY_BUDGET_BYTES // nbytes))
         self.kept_reads = np.linspace(0, n_reads - 1, n_keep).round().astype(np.int64)
         self.kept = np.zeros((n_keep, nbytes), dtype=np.uint8)
+        self.kept.fill(0)  # touch every page now: first-touch page faults would land in the timed read
         scratch = memoryview(bytearray(nbytes))
         dests = [scratch] * n_reads
         for slot, read in enumerate(self.kept_reads.tolist()):
