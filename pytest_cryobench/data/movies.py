@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -77,13 +78,15 @@ def _write_tiff(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> d
 
     def reporting() -> Iterator[np.ndarray]:
         for i, frame in enumerate(frames):
+            if i:  # tifffile never asks past the last frame, so report the previous one here
+                progress(i, size.frames)
             yield frame
-            progress(i + 1, size.frames)
 
     raw = size.frames * size.pixels
     with tifffile.TiffWriter(tmp, bigtiff=raw > 3 * 2**30) as tw:
         tw.write(reporting(), shape=(size.frames, size.height, size.width), dtype=np.uint8,
                  compression="lzw", photometric="minisblack")
+    progress(size.frames, size.frames)
     return {"frame_sums": sums, "shape": [size.frames, size.height, size.width], "dtype": "uint8"}
 
 
@@ -178,8 +181,19 @@ def check_tiff(path: Path) -> tuple[int, int, int]:
             compression = first.compression
             shape = first.shape
             n = len(pages)
+            shapes = {page.shape for page in pages}
+            data_end = max(o + c for page in pages for o, c in zip(page.dataoffsets, page.databytecounts,
+                                                                    strict=True))
+            next_ifd = _next_ifd_offset(tif, pages[-1].offset)
+            size = tif.filehandle.size
     except Exception as exc:  # tifffile raises many types for damaged files
         raise _tiff_error(path, exc) from None
+    # tifffile only logs a broken page chain or strips past the end; a movie must not lose frames.
+    if data_end > size or next_ifd != 0:
+        raise CryobenchError(f"{path}: truncated TIFF movie ({size} bytes; its frames need {data_end}, and the "
+                             "last frame's link to the next one is broken or points past the end)")
+    if len(shapes) > 1:
+        raise CryobenchError(f"{path}: frames of different shapes {sorted(shapes)}")
     if compression != tifffile.COMPRESSION.LZW:
         raise CryobenchError(
             f"{path}: TIFF compression is {getattr(compression, 'name', compression)}, expected LZW "
@@ -187,6 +201,16 @@ def check_tiff(path: Path) -> tuple[int, int, int]:
     if len(shape) != 2:
         raise CryobenchError(f"{path}: frames of shape {shape}, expected 2-D frames")
     return n, int(shape[0]), int(shape[1])
+
+
+def _next_ifd_offset(tif, ifd_offset: int) -> int:
+    """The next-IFD link stored after the IFD at ``ifd_offset`` (0 ends the chain; -1 if cut off)."""
+    t, fh = tif.tiff, tif.filehandle
+    fh.seek(ifd_offset)
+    n_tags = struct.unpack(t.tagnoformat, fh.read(t.tagnosize))[0]
+    fh.seek(ifd_offset + t.tagnosize + n_tags * t.tagsize)
+    link = fh.read(t.offsetsize)
+    return struct.unpack(t.offsetformat, link)[0] if len(link) == t.offsetsize else -1
 
 
 def decode_tiff(path: Path, threads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +247,8 @@ def decode_tiff(path: Path, threads: int) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as exc:
         raise _tiff_error(path, exc) from None
+    if counts is None:
+        raise CryobenchError(f"{path}: this TIFF movie has no readable frames; is the file damaged?")
     return sums, counts
 
 

@@ -90,11 +90,16 @@ def read_manifest(root: Path) -> dict[str, Any]:
         return empty
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8
         raise CryobenchError(f"{path}: the data manifest cannot be read ({exc}); delete it to regenerate "
                              "the data") from None
+    if not isinstance(doc, dict):
+        raise CryobenchError(f"{path}: the data manifest is not a JSON object; delete it to regenerate the data")
     if doc.get("kind") != MANIFEST_KIND or doc.get("schema_version") != MANIFEST_SCHEMA_VERSION:
         return empty  # an older layout: everything is regenerated
+    if not isinstance(doc.get("components"), dict):
+        raise CryobenchError(f"{path}: the data manifest has no 'components' object; delete it to regenerate "
+                             "the data")
     return doc
 
 
