@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_cryobench.data.movies import decode_tiff, usable_threads
+from pytest_cryobench.data.movies import CHECKS, decode_tiff, usable_threads
 from pytest_cryobench.data.particles import remove_tree
 from pytest_cryobench.fsutil import copy_file, require_free_space
 
@@ -30,6 +30,30 @@ def _expected_totals(fmt, truth, n_fractions):
     return [sum(counts[a:b]) for a, b in fraction_bounds(len(counts), n_fractions)]
 
 
+def _fraction_buffers(paths, n_fractions, superres):
+    """A uint16 fraction stack per movie, as views of one buffer allocated and touched before timing.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        For each movie, shape ``(n_fractions, height << superres, width << superres)``, C-contiguous.
+    """
+    import numpy as np
+
+    from pytest_cryobench.data.movies import check_eer
+    from pytest_cryobench.errors import CryobenchError
+
+    shapes = [check_eer(p) for p in paths]
+    frames = min(n for n, _, _ in shapes)
+    if not 1 <= n_fractions <= frames:
+        raise CryobenchError(f"--cryobench-eer-fractions {n_fractions}: the EER movies have {frames} hardware "
+                             "frames; choose 1 to that many fractions")
+    dims = [(n_fractions, h << superres, w << superres) for _, h, w in shapes]
+    flat = np.zeros(max(int(np.prod(d)) for d in dims), dtype=np.uint16)
+    flat.fill(0)  # touch every page now
+    return [flat[:int(np.prod(d))].reshape(d) for d in dims]
+
+
 @pytest.mark.cryobench_name("{fmt}")
 @pytest.mark.parametrize("fmt", ["tiff", "eer"])
 def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile, movie_source,
@@ -37,6 +61,8 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
     case = cryobench_case
     settings = cryobench_run.settings
     files = movie_source.files(fmt)
+    for path in files:  # a damaged movie fails this case with its name, before any timing
+        CHECKS[fmt](path)
     threads = usable_threads()
     shm = shm_work_dir / fmt
     shm.mkdir()
@@ -47,6 +73,7 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
         copy_file(src, dst)
     n_fractions = settings.eer_fractions or cryobench_profile.eer.fractions
     superres = settings.eer_superres
+    fractions_out = _fraction_buffers(copies, n_fractions, superres) if fmt == "eer" else None
     results: list[list] = []
 
     def decode_all(st):
@@ -59,7 +86,10 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
                 else:
                     from pytest_cryobench.data.eer import decode_fractions
 
-                    fractions = decode_fractions(path, n_fractions, superres=superres, threads=threads)
+                    with st.span("clear_fractions", "Alloc"):
+                        fractions_out[i].fill(0)
+                    fractions = decode_fractions(path, n_fractions, superres=superres, threads=threads,
+                                                 out=fractions_out[i])
                     out.append((fractions.reshape(len(fractions), -1).sum(axis=1, dtype="int64").tolist(),
                                 fractions[0].size))
         results.append(out)

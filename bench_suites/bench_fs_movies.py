@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from pytest_cryobench.data.movies import read_whole_file
+from pytest_cryobench.data.movies import CHECKS, read_whole_file
 
 pytestmark = pytest.mark.fs
 IO_TOLERANCE = 1.5
@@ -24,6 +24,8 @@ def test_movie_read(benchmark, cryobench_case, cryobench_profile, movie_source, 
     case = cryobench_case
     case.tolerance = IO_TOLERANCE
     files = movie_source.files(fmt)
+    for path in files:  # a damaged movie fails this case with its name, before any timing
+        CHECKS[fmt](path)
     sizes = [os.stat(path).st_size for path in files]
     buffer = bytearray(max(sizes))
     rounds_read: list[list[int]] = []

@@ -61,7 +61,7 @@ def configure(config: pytest.Config) -> None:
         if settings.data is not None:
             from .data.layout import validate, validation_error
 
-            problems = validate(settings.data)
+            problems = validate(settings.data, check_movies=False)
             if problems:
                 raise CryobenchError(validation_error(settings.data, problems))
         search = [settings.data_dir / "references", bundled_dir("references")]

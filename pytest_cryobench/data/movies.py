@@ -261,19 +261,19 @@ def check_mrc(path: Path) -> tuple[int, int, int]:
 
 
 def check_eer(path: Path) -> tuple[int, int, int]:
-    """Check an EER movie opens as EER; returns ``(hardware frames, height, width)``."""
-    import tifffile
+    """Check an EER movie's container (frames, coding, data within the file); returns
+    ``(hardware frames, height, width)``.
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            first = tif.pages.first
-            if not getattr(first, "is_eer", False):
-                raise CryobenchError(f"{path}: not an EER file (no EER compression and metadata)")
-            return len(tif.pages), int(first.shape[0]), int(first.shape[1])
-    except CryobenchError:
-        raise
-    except Exception as exc:
-        raise CryobenchError(f"{path}: cannot open this EER movie ({type(exc).__name__}: {exc})") from None
+    Raises
+    ------
+    CryobenchError
+        Not EER, truncated (a frame's data past the end, or fewer frames than its metadata says),
+        or damaged; the message names the file.
+    """
+    from .eer import open_eer
+
+    with open_eer(path) as frames:
+        return len(frames), frames.height, frames.width
 
 
 CHECKS = {"tiff": check_tiff, "mrc": check_mrc, "eer": check_eer}
