@@ -11,10 +11,13 @@ generator wrote; for a real data set, every round must decode the same totals.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from pytest_cryobench.data.movies import CHECKS, decode_tiff, usable_threads
 from pytest_cryobench.data.particles import remove_tree
+from pytest_cryobench.errors import CryobenchError
 from pytest_cryobench.fsutil import copy_file, require_free_space
 
 pytestmark = pytest.mark.cpu
@@ -30,6 +33,15 @@ def _expected_totals(fmt, truth, n_fractions):
     return [sum(counts[a:b]) for a, b in fraction_bounds(len(counts), n_fractions)]
 
 
+@contextlib.contextmanager
+def _named_after(copy, original):
+    """Errors about a RAM copy name the user's file instead."""
+    try:
+        yield
+    except CryobenchError as exc:
+        raise CryobenchError(str(exc).replace(str(copy), f"{original} (decoded from its copy in /dev/shm)")) from None
+
+
 def _fraction_buffers(paths, n_fractions, superres):
     """A uint16 fraction stack per movie, as views of one buffer allocated and touched before timing.
 
@@ -41,7 +53,6 @@ def _fraction_buffers(paths, n_fractions, superres):
     import numpy as np
 
     from pytest_cryobench.data.movies import check_eer
-    from pytest_cryobench.errors import CryobenchError
 
     shapes = [check_eer(p) for p in paths]
     frames = min(n for n, _, _ in shapes)
@@ -79,7 +90,7 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
     def decode_all(st):
         out = []
         for i, path in enumerate(copies):
-            with st.span(f"decode_movie_{i}", "CPU"):
+            with _named_after(path, files[i]), st.span(f"decode_movie_{i}", "CPU"):
                 if fmt == "tiff":
                     sums, counts = decode_tiff(path, threads)
                     out.append((sums.tolist(), counts.size))

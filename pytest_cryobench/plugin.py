@@ -68,7 +68,8 @@ def pytest_runtest_setup(item: pytest.Item):
     try:
         return (yield)
     except CryobenchError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    pytest.fail(message, pytrace=False)  # outside the except block: no exception chain shown
 
 
 @pytest.hookimpl(wrapper=True)
@@ -81,8 +82,13 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         result = yield
     except CryobenchError as exc:
-        runner.finish_case(item, "failed", str(exc))
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+        runner.finish_case(item, "failed", message)
+        result = None
+    else:
+        message = None
+    if message is not None:
+        pytest.fail(message, pytrace=False)  # outside the except block: no exception chain shown
     failure = runner.finish_case(item, "passed")
     if failure:
         pytest.fail(failure, pytrace=False)
