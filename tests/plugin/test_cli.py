@@ -47,3 +47,39 @@ def test_console_script_is_installed():
     proc = subprocess.run([sys.executable, "-m", "pytest_cryobench.cli", "--version"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "pytest-cryobench" in proc.stdout
+
+
+def test_data_generate_and_verify(tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    assert main(["data", "generate", "--profile", "smoke", "--dir", str(data_dir), "--only", "tiff,eer"]) == 0
+    root = data_dir / "synthetic-smoke"
+    assert len(list((root / "movies" / "eer").glob("*.eer"))) == 3
+    assert not (root / "movies" / "mrc").exists()
+    assert main(["data", "verify", "--profile", "smoke", "--dir", str(data_dir)]) == 0
+    assert "6 file(s) checked, OK" in capsys.readouterr().out
+    victim = root / "movies" / "eer" / "synthetic_movie_001.eer"
+    with open(victim, "r+b") as handle:  # same size, one byte changed
+        handle.seek(4000)
+        byte = handle.read(1)
+        handle.seek(4000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert main(["data", "verify", "--profile", "smoke", "--dir", str(data_dir)]) == 1
+    out = capsys.readouterr().out
+    assert f"{victim}: checksum differs from the manifest" in out and "1 problem(s)" in out
+
+
+def test_data_generate_unknown_kind(tmp_path, capsys):
+    assert main(["data", "generate", "--profile", "smoke", "--dir", str(tmp_path), "--only", "tiff,avi"]) == 2
+    assert "unknown kind(s) ['avi']; known: tiff, mrc, eer" in capsys.readouterr().err
+
+
+def test_data_verify_real_data_set_lists_missing(tmp_path, capsys):
+    (tmp_path / "movies" / "tiff").mkdir(parents=True)
+    assert main(["data", "verify", "--data", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"missing: {tmp_path}/gpu_fsc_test/half_map_A.mrc" in out and "problem(s)" in out
+
+
+def test_data_verify_without_generated_data(tmp_path, capsys):
+    assert main(["data", "verify", "--profile", "smoke", "--dir", str(tmp_path)]) == 1
+    assert "run 'cryobench data generate'" in capsys.readouterr().out
