@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import leftover_files, load_results
+from tests.conftest import load_results
 
 
 def test_movie_reads_and_tiff_decompression(pytester, smoke_args, bench_dirs):
-    result = pytester.runpytest(*smoke_args, "-k", "tiff or mrc")
+    result = pytester.runpytest(*smoke_args, "-k", "tiff or mrc", "--cryobench-run-id=movies-e2e")
     result.assert_outcomes(passed=3)
     result.stderr.fnmatch_lines(["*generated movies/tiff*"])
     result.stdout.fnmatch_lines(["cpu/tiff*tiff*MB/s*", "fs/tiff*tiff*MB/s*", "fs/mrc*mrc*MB/s*"])
@@ -26,7 +26,7 @@ def test_movie_reads_and_tiff_decompression(pytester, smoke_args, bench_dirs):
     assert info["threads"] >= 1 and info["frames_or_fractions"] == 3 * 8
     assert cpu["tags"]["tiff"]["decode_movie_0"] == ["CPU"]
     # The RAM copies are gone, and the generated movies stay cached for the next run.
-    assert not [p for p in leftover_files(__import__("pathlib").Path("/dev/shm")) if "cryobench-" in str(p)]
+    assert not os.path.exists("/dev/shm/cryobench-movies-e2e")
     assert len(list((bench_dirs["data"] / "synthetic-smoke" / "movies" / "tiff").glob("*.tiff"))) == 3
 
 

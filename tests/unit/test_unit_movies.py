@@ -132,14 +132,24 @@ def test_tiff_movies_are_deterministic_per_seed_and_index(tmp_path):
     assert a["frame_sums"] != d["frame_sums"]
 
 
-def test_decode_tiff_returns_truth_and_count_image(tiff_movie):
+def test_decode_tiff_returns_truth_and_frame_shape(tiff_movie):
     path, truth = tiff_movie
     data = tifffile.imread(path)
-    for threads in (1, 2):
-        sums, counts = movies.decode_tiff(path, threads)
+    for threads in (1, 2, 3, 8):  # more threads than frames, too
+        sums, shape = movies.decode_tiff(path, threads)
         assert sums.dtype == np.int64 and sums.tolist() == truth["frame_sums"]
-        assert counts.dtype == np.uint32 and counts.shape == (TIFF_SIZE.height, TIFF_SIZE.width)
-        np.testing.assert_array_equal(counts, data.sum(axis=0, dtype=np.uint32))
+        assert sums.tolist() == data.reshape(len(data), -1).sum(axis=1).tolist()
+        assert shape == (TIFF_SIZE.height, TIFF_SIZE.width)
+
+
+def test_decode_tiff_sums_a_full_frame_of_255_without_overflow(tmp_path):
+    """The per-frame total goes through uint32 column sums: 255 * height must not wrap."""
+    path = tmp_path / "bright.tiff"
+    frames = np.full((2, 4096, 8), 255, dtype=np.uint8)
+    frames[1, 0, 0] = 0
+    tifffile.imwrite(path, frames, compression="lzw", photometric="minisblack")
+    sums, _ = movies.decode_tiff(path, 2)
+    assert sums.tolist() == [255 * 4096 * 8, 255 * 4096 * 8 - 255]
 
 
 def test_check_tiff_accepts_the_generated_movie(tiff_movie):
