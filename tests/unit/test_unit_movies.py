@@ -143,13 +143,15 @@ def test_decode_tiff_returns_truth_and_frame_shape(tiff_movie):
 
 
 def test_decode_tiff_sums_a_full_frame_of_255_without_overflow(tmp_path):
-    """The per-frame total goes through uint32 column sums: 255 * height must not wrap."""
+    """The per-frame total goes through uint32 row sums: 255 * width (K3 super-resolution is
+    11520 wide) must not wrap, nor may the frame total (beyond uint32 here)."""
     path = tmp_path / "bright.tiff"
-    frames = np.full((2, 4096, 8), 255, dtype=np.uint8)
+    frames = np.full((2, 1600, 11520), 255, dtype=np.uint8)
     frames[1, 0, 0] = 0
     tifffile.imwrite(path, frames, compression="lzw", photometric="minisblack")
     sums, _ = movies.decode_tiff(path, 2)
-    assert sums.tolist() == [255 * 4096 * 8, 255 * 4096 * 8 - 255]
+    total = 255 * 1600 * 11520
+    assert total > 2**32 and sums.tolist() == [total, total - 255]
 
 
 def test_check_tiff_accepts_the_generated_movie(tiff_movie):
