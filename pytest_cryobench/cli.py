@@ -25,7 +25,9 @@ from .options import OPTIONS, add_to_argparse
 
 
 def _run(args: argparse.Namespace) -> int:
-    import pytest
+    """``pytest --cryobench ...`` in a child process: this one has already imported the plugin,
+    which pytest could then no longer assert-rewrite."""
+    import subprocess
 
     argv = ["--cryobench"]
     for spec in OPTIONS:
@@ -35,14 +37,13 @@ def _run(args: argparse.Namespace) -> int:
         if spec.flag:
             argv.append(spec.cli_flag)
         elif spec.multiple:
-            for item in value:
-                argv += [spec.cli_flag, item]
-        else:
-            argv += [spec.cli_flag, str(value)]
+            argv += [f"{spec.cli_flag}={item}" for item in value]
+        else:  # the --opt=value form: pytest finds its ini file before it knows plugin options
+            argv.append(f"{spec.cli_flag}={value}")
     extra = list(args.pytest_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
-    return int(pytest.main(argv + extra))
+    return subprocess.call([sys.executable, "-m", "pytest", *argv, *extra])
 
 
 def _save_reference(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def test_truncated_movie_fails_only_its_cases(pytester, smoke_args, real_data, b
 def test_tiff_with_unexpected_compression(pytester, smoke_args, real_data):
     victim = sorted((real_data / "movies" / "tiff").iterdir())[0]
     frames = tifffile.imread(victim)
-    tifffile.imwrite(victim, frames, compression="zlib")
+    tifffile.imwrite(victim, frames, compression="zlib", photometric="minisblack")
     result = pytester.runpytest(*_args(smoke_args, real_data))
     result.assert_outcomes(passed=3, failed=2)
     result.stdout.fnmatch_lines([f"*{victim}: TIFF compression is ADOBE_DEFLATE, expected LZW*"])
