@@ -67,6 +67,11 @@ class RunState:
         return self._plan
 
     @property
+    def decided_plan(self) -> BackendPlan | None:
+        """The backend plan if a GPU case has asked for it, else ``None`` (nothing is probed)."""
+        return self._plan
+
+    @property
     def backend_name(self) -> str:
         if self._plan is not None:
             return self._plan.backend or "none"
@@ -113,7 +118,7 @@ def command_line() -> str:
 def build_test_info(state: RunState, instance_information: dict[str, Any]) -> dict[str, Any]:
     """``test_info`` of the result files (SPEC section 6)."""
     s = state.settings
-    plan = state._plan
+    plan = state.decided_plan
     gpu = plan.devices[0] if plan is not None and plan.devices else None
     return {
         "cryobench_version": __version__,
