@@ -31,16 +31,22 @@ class Case:
         How cold rounds evict their files.
     rounds : int or None
         ``--cryobench-rounds`` (``None``: the case's own default).
-    synchronize : callable
-        Device sync before clock reads (no-op on the CPU).
+    backend : Backend, optional
+        The case's array backend (GPU cases): its device is synchronised before every clock
+        read, and its memory pool's peak is recorded.
     """
 
     def __init__(self, record: CaseRecord, *, drop_caches: str = "fadvise", rounds: int | None = None,
-                 synchronize: Callable[[], None] = lambda: None) -> None:
+                 backend: Any = None) -> None:
         self.record = record
         self.drop_caches = drop_caches
         self.rounds_override = rounds
-        self.subtimings = SubTimings(synchronize)
+        self.backend = backend
+        # Every clock read waits for the case's device first (a no-op on the CPU).
+        self.subtimings = SubTimings(backend.synchronize if backend is not None else (lambda: None))
+        if backend is not None:
+            record.info["device"] = backend.label
+            record.info["backend"] = backend.name
         self.tolerance: float | None = None
         self.benchmark: Any = None
         self._failed_checks: list[str] = []
@@ -107,6 +113,9 @@ class Case:
         self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
         if cold_files is not None:
             self._record_residency(residencies[-kept:])
+        if self.backend is not None and self.backend.is_gpu:
+            pool = self.backend.xp.get_default_memory_pool()
+            self.record.info["gpu_memory_pool_peak_bytes"] = int(pool.total_bytes())
         return self.record.stats
 
     def _record_residency(self, residencies: list[pagecache.Residency]) -> None:

@@ -36,7 +36,8 @@ def cryobench_case(request: pytest.FixtureRequest, cryobench_run: RunState) -> C
     group, test = case_identity(request.node)
     record = CaseRecord(group=group, test=test, nodeid=request.node.nodeid)
     s = cryobench_run.settings
-    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds)
+    backend = request.getfixturevalue("cryobench_backend") if "cryobench_backend" in request.fixturenames else None
+    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds, backend=backend)
     request.node.stash[CASE_KEY] = case
     return case
 

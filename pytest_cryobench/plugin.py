@@ -85,6 +85,10 @@ def pytest_runtest_call(item: pytest.Item):
         message = str(exc)
         runner.finish_case(item, "failed", message)
         result = None
+    except MemoryError as exc:  # NumPy: MemoryError; CuPy's OutOfMemoryError derives from it
+        message = runner.out_of_memory_message(item, exc)
+        runner.finish_case(item, "failed", message)
+        result = None
     else:
         message = None
     if message is not None:

@@ -181,6 +181,17 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
     return None
 
 
+def out_of_memory_message(item: pytest.Item, exc: BaseException) -> str:
+    """One line for a case that ran out of host or GPU memory, with what it asked for."""
+    from .naming import case_identity
+
+    group, test = case_identity(item)
+    where = "GPU" if type(exc).__module__.startswith("cupy") else "host"
+    detail = str(exc) or type(exc).__name__
+    return (f"{group}/{test} ran out of {where} memory ({detail}); the other cases still run. "
+            "Use a smaller --cryobench-profile or a device with more memory")
+
+
 def update_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
     """Keep the record in step with pytest's report of the setup and call phases."""
     if report.when == "setup" and not report.passed:

@@ -64,3 +64,25 @@ def test_wrong_answer_fails_whatever_the_speed(pytester, smoke_args, bench_dirs)
     result = pytester.runpytest(*smoke_args, "test_gpu_case.py", "--cryobench-backend=numpy")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*wrong answer: sum: wrong sum*"])
+
+
+def test_out_of_memory_fails_only_that_case(pytester, smoke_args, bench_dirs):
+    pytester.makepyfile(test_gpu_case=GPU_CASE + textwrap.dedent("""
+
+        @pytest.mark.gpu
+        def test_huge(cryobench_backend, cryobench_case, benchmark):
+            def allocate(st):
+                raise MemoryError("Out of memory allocating 17,179,869,184 bytes (allocated so far: 0 bytes)")
+            cryobench_case.measure(benchmark, allocate, rounds=1)
+    """))
+    result = pytester.runpytest(*smoke_args, "test_gpu_case.py", "--cryobench-backend=numpy")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*gpu/huge[[]cpu[]] ran out of host memory (Out of memory allocating 17,179,869,184 bytes*"
+                                 "the other cases still run*"])
+    assert "Traceback" not in result.stdout.str()
+    from tests.conftest import load_results
+
+    doc = load_results(bench_dirs["out"], "gpu")
+    assert doc["status"]["huge[cpu]"]["outcome"] == "failed"
+    assert doc["status"]["sum[cpu]"]["outcome"] == "passed"
+    assert doc["status"]["sum[cpu]"]["info"]["device"] == "cpu"
