@@ -121,3 +121,26 @@ def shm_work_dir(cryobench_run: RunState) -> Path:
     if not shm.is_dir():
         pytest.skip("no /dev/shm on this machine: decompression is measured from a RAM copy only")
     return cryobench_run.work_dir(shm)
+
+
+@pytest.fixture(scope="session")
+def nu_maps(movie_source, cryobench_profile):
+    """Half maps for the filter estimation: ``(half_a, half_b, apix, truth or None)`` on the host.
+
+    Generated: two regions band-limited at known resolutions, with their core masks. Real data:
+    CryoSPARC's ``gpu_fsc_test`` half maps, without a planted answer.
+    """
+    import numpy as np
+
+    from .data.maps import nu_component, read_half_maps
+
+    if movie_source.real:
+        root = movie_source.root / "gpu_fsc_test"
+        a, b, apix = read_half_maps(root / "half_map_A.mrc", root / "half_map_B.mrc")
+        return a, b, apix, None
+    files, truth = movie_source.ensure(nu_component(cryobench_profile, DATA_SEED))
+    a, b, apix = read_half_maps(files[0], files[1])
+    with np.load(files[2]) as regions:
+        info = dict(truth[str(files[0].relative_to(movie_source.root))])
+        info.update(region1_core=regions["region1_core"], region2_core=regions["region2_core"])
+    return a, b, apix, info

@@ -65,6 +65,12 @@ class MovieSize:
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
+    """All sizes of one profile.
+
+    ``fsc_box`` and ``nu_box`` are the edges of the FSC and NU half maps (voxels); ``map_apix``
+    their voxel size (Å); ``gpu_rounds`` the timed rounds of compute cases (after one warm-up).
+    """
+
     name: str
     particles: ParticleStackSize
     tiff: MovieSize
@@ -72,21 +78,28 @@ class Profile:
     eer: MovieSize
     io_rounds: int
     cpu_rounds: int
+    fsc_box: int = 64
+    nu_box: int = 48
+    map_apix: float = 1.5
+    gpu_rounds: int = 3
 
 
 PROFILES = {
     "smoke": Profile(
         "smoke", ParticleStackSize(2_000, 64, 20),
         tiff=MovieSize(3, 1024, 768, 8), mrc=MovieSize(3, 512, 512, 8),
-        eer=MovieSize(3, 256, 256, 100, fractions=10), io_rounds=3, cpu_rounds=3),
+        eer=MovieSize(3, 256, 256, 100, fractions=10), io_rounds=3, cpu_rounds=3,
+        fsc_box=64, nu_box=48),
     "standard": Profile(
         "standard", ParticleStackSize(10_000, 256, 100),
         tiff=MovieSize(3, 5760, 4092, 20), mrc=MovieSize(3, 3710, 3838, 20),
-        eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3),
+        eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3,
+        fsc_box=256, nu_box=160),
     "full": Profile(
         "full", ParticleStackSize(50_000, 256, 500),
         tiff=MovieSize(3, 11520, 8184, 70), mrc=MovieSize(3, 3710, 3838, 44),
-        eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3),
+        eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3,
+        fsc_box=384, nu_box=256),
 }
 
 

@@ -12,7 +12,7 @@ from .movies import movie_component
 
 
 class MovieSource:
-    """Movies of each format, generated on first use or found in a real data set.
+    """Benchmark data (movies, maps), generated on first use or found in a real data set.
 
     Parameters
     ----------
@@ -49,6 +49,12 @@ class MovieSource:
         self._entries[fmt] = provision.ensure(self.root, component, self.seed,
                                               progress_for=self._progress_for, say=self._say)
         return [self.root / name for name in component.files]
+
+    def ensure(self, component: provision.Component) -> tuple[list[Path], dict[str, Any]]:
+        """Generate (or reuse) a synthetic component; returns its files and ground truth."""
+        entry = provision.ensure(self.root, component, self.seed, progress_for=self._progress_for,
+                                 say=self._say)
+        return [self.root / name for name in component.files], entry["truth"]
 
     def truth(self, fmt: str, path: Path) -> dict[str, Any] | None:
         """The generator's ground truth of one movie (``None`` for real data)."""
