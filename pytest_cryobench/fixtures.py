@@ -144,3 +144,21 @@ def nu_maps(movie_source, cryobench_profile):
         info = dict(truth[str(files[0].relative_to(movie_source.root))])
         info.update(region1_core=regions["region1_core"], region2_core=regions["region2_core"])
     return a, b, apix, info
+
+
+@pytest.fixture(scope="session")
+def fsc_maps(movie_source, cryobench_profile):
+    """FSC half maps on the host: ``(half_a, half_b, apix, truth)``; ``truth`` holds the clean
+    signal and the noise level for generated data, ``None`` for a real data set."""
+    from .data.maps import fsc_component, read_half_maps, read_map
+
+    if movie_source.real:
+        root = movie_source.root / "gpu_fsc_test"
+        a, b, apix = read_half_maps(root / "half_map_A.mrc", root / "half_map_B.mrc")
+        return a, b, apix, None
+    files, truth = movie_source.ensure(fsc_component(cryobench_profile, DATA_SEED))
+    a, b, apix = read_half_maps(files[0], files[1])
+    signal, _ = read_map(files[2])
+    info = dict(truth[str(files[0].relative_to(movie_source.root))])
+    info["signal"] = signal
+    return a, b, apix, info

@@ -12,6 +12,10 @@ import pytest
 # loaded twice in one process, so the heavy modules are imported once here, outside those runs.
 import numpy  # noqa: F401
 import pytest_cryobench.runner  # noqa: F401
+import scipy.ndimage  # noqa: F401
+import pytest_cryobench.kernels.fsc  # noqa: F401
+import pytest_cryobench.kernels.masks  # noqa: F401
+import pytest_cryobench.kernels.nu_filter  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

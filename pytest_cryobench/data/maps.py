@@ -20,6 +20,9 @@ from .provision import Component
 NU_BAND_LIMITS_A = (4.5, 9.0)  # on the candidate grid at 1.5 A/voxel (see kernels.nu_filter)
 NU_NOISE_SIGMA = 0.5
 NU_FILES = ("gpu_nu_test/half_map_A.mrc", "gpu_nu_test/half_map_B.mrc", "gpu_nu_test/regions.npz")
+FSC_FILES = ("gpu_fsc_test/half_map_A.mrc", "gpu_fsc_test/half_map_B.mrc", "gpu_fsc_test/signal.mrc")
+FSC_NOISE_SIGMA = 1.0
+FSC_BAND_FRACTION = 0.75  # band limit of the designed signal, as a fraction of Nyquist
 
 
 def write_map(path: Path, volume: np.ndarray, apix: float) -> None:
@@ -95,3 +98,59 @@ def nu_component(profile: Profile, seed: int) -> Component:
                      params={"n": n, "apix": apix, "band_limits_A": list(NU_BAND_LIMITS_A),
                              "noise_sigma": NU_NOISE_SIGMA},
                      files=NU_FILES, estimated_bytes=3 * 4 * n**3 + (1 << 20), generate=generate)
+
+
+def fsc_component(profile: Profile, seed: int) -> Component:
+    """Designed half maps for the FSC cases: a band-limited signal plus independent white noise
+    per half, and the clean signal itself (``signal.mrc``, our addition to CryoSPARC's layout),
+    from which the expected curve under any mask follows (see :func:`expected_masked_fsc`)."""
+    from ..kernels.fsc import designed_half_maps
+
+    n, apix = profile.fsc_box, profile.map_apix
+    band = int(FSC_BAND_FRACTION * (n // 2))
+    made: dict[str, Any] = {}
+
+    def generate(name: str, tmp: Path, progress) -> dict[str, Any]:
+        if not made:
+            made["maps"] = designed_half_maps(n, apix, band, FSC_NOISE_SIGMA, seed)
+        maps = made["maps"]
+        volume = {"half_map_A.mrc": maps.half_a, "half_map_B.mrc": maps.half_b,
+                  "signal.mrc": maps.signal}[Path(name).name]
+        write_map(tmp, volume, apix)
+        if name.endswith("signal.mrc"):
+            made.clear()
+        progress(1, 1)
+        return {"n": n, "apix": apix, "band_shell": band, "noise_sigma": FSC_NOISE_SIGMA,
+                "designed_crossing_shell": int(maps.crossing["shell"])}
+
+    return Component(name="gpu_fsc_test", version=1,
+                     params={"n": n, "apix": apix, "band_shell": band, "noise_sigma": FSC_NOISE_SIGMA},
+                     files=FSC_FILES, estimated_bytes=3 * 4 * n**3 + (1 << 20), generate=generate)
+
+
+def expected_masked_fsc(signal: np.ndarray, mask: np.ndarray | None, noise_sigma: float) -> np.ndarray:
+    """Expected FSC of ``(S + N_a) m`` against ``(S + N_b) m`` for white noise of sigma ``noise_sigma``.
+
+    White noise times a mask is still white, with ``E|F[N m](k)|^2 = sigma^2 sum(m^2)`` for every
+    ``k`` (unnormalised transform), and the two noises are independent, so per shell the
+    expected FSC is ``P_{Sm} / (P_{Sm} + sigma^2 sum(m^2))``.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray, shape (n, n, n)
+        The clean signal.
+    mask : numpy.ndarray, shape (n, n, n), or None
+        The mask applied to both halves (``None``: no mask).
+    noise_sigma : float
+        Standard deviation of each half's noise.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n // 2 + 1,)
+    """
+    from ..kernels.fsc import shell_power
+
+    m = np.ones_like(signal) if mask is None else np.asarray(mask, dtype=np.float64)
+    power = np.asarray(shell_power(np.fft.rfftn(signal.astype(np.float64) * m)))
+    noise = noise_sigma**2 * float(np.sum(m * m))
+    return power / (power + noise)

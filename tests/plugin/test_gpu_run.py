@@ -29,3 +29,32 @@ def test_gpu_cases_without_gpu_are_reported_as_could_not_run(pytester, smoke_arg
     result = pytester.runpytest(*smoke_args, "-k", "matched_cv")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["gpu/matched_cv_filter_estimation[[]gpu[]]*could not run*"])
+
+
+def test_fsc_cases_match_the_designed_curves(pytester, smoke_args, bench_dirs):
+    result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-k", "fsc")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["gpu/fsc_spherical[[]cpu[]]*", "gpu/fsc_loose[[]cpu[]]*",
+                                 "gpu/fsc_tight[[]cpu[]]*", "gpu/fsc_noisesub[[]cpu[]]*"])
+    doc = load_results(bench_dirs["out"], "gpu")
+    for kind in ("spherical", "loose", "tight"):
+        checks = doc["checks"][f"fsc_{kind}[cpu]"]
+        assert checks["passed"] and checks["curve_max_error"] < 0.05
+        assert abs(checks["crossing_shell"] - checks["crossing_expected_shell"]) <= 1
+    noisesub = doc["checks"]["fsc_noisesub[cpu]"]
+    assert noisesub["randomised_decorrelated_passed"] and noisesub["uncorrected_below_randomisation_passed"]
+    assert doc["tags"]["fsc_loose[cpu]"]["put_mapr_on_gpu"] == ["PCIe"]
+    assert set(doc["timings"]["fsc_tight[cpu]"]) >= {"put_mapr_on_gpu", "mask", "fsc", "resolution", "total"}
+    info = doc["status"]["fsc_spherical[cpu]"]["info"]
+    assert info["box"] == 64 and info["resolution_A"] > 2 * info["apix"]
+
+
+def test_fsc_check_catches_a_wrong_curve(pytester, smoke_args, monkeypatch):
+    """An FSC that forgets the mask cannot pass: the tight-mask expectation differs too much."""
+    from pytest_cryobench.kernels import fsc
+
+    real = fsc.fsc_maps
+    monkeypatch.setattr(fsc, "fsc_maps", lambda v1, v2, mask=None: real(v1, v2, None))
+    result = pytester.runpytest_inprocess(*smoke_args, "--cryobench-backend=numpy", "-k", "fsc and tight")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*wrong answer: curve: shell*expected*"])
