@@ -38,7 +38,8 @@ def real_data(tmp_path: Path) -> Path:
 
 
 def _args(smoke_args, root):
-    return [*smoke_args, f"--cryobench-data={root}", "-k", "not particle", "--cryobench-eer-fractions=3"]
+    return [*smoke_args, f"--cryobench-data={root}", "-m", "fs or cpu", "-k", "not particle",
+            "--cryobench-eer-fractions=3"]
 
 
 def test_real_data_set_runs_with_self_consistency_checks(pytester, smoke_args, real_data, bench_dirs):
