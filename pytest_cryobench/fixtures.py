@@ -162,3 +162,53 @@ def fsc_maps(movie_source, cryobench_profile):
     info = dict(truth[str(files[0].relative_to(movie_source.root))])
     info["signal"] = signal
     return a, b, apix, info
+
+
+@pytest.fixture(scope="session")
+def picking_data(movie_source, cryobench_profile):
+    """``(micrographs, templates, apix, ctf parameters per micrograph, truth per micrograph or None)``."""
+    from .data.cs import read_cs
+    from .data.layout import matches
+    from .data.maps import read_map
+    from .data.picking import EXPOSURES_FILE, TEMPLATES_FILE, picking_component
+
+    root = movie_source.root
+    if movie_source.real:
+        mic_paths = matches(root, "picking_test/*_doseweighted.mrc")
+        truths = [None] * len(mic_paths)
+    else:
+        files, truth = movie_source.ensure(picking_component(cryobench_profile, DATA_SEED))
+        mic_paths = [f for f in files if f.name.endswith("_doseweighted.mrc")]
+        truths = [truth[str(p.relative_to(root))] for p in mic_paths]
+    exposures = read_cs(root / EXPOSURES_FILE, required=("ctf/df1_A", "ctf/df2_A", "ctf/df_angle_rad"))
+    templates = _read_stack(root / TEMPLATES_FILE)
+    micrographs, apix = [], None
+    for path in mic_paths:
+        volume = _read_stack(path)
+        micrographs.append(volume[0])
+        apix = _voxel_size(path)
+    ctfs = [{name.split("/", 1)[1]: float(exposures[name][min(i, len(exposures) - 1)])
+             for name in exposures.dtype.names if name.startswith("ctf/")} for i in range(len(micrographs))]
+    return micrographs, templates, apix, ctfs, truths
+
+
+def _read_stack(path):
+    """A 2-D image or a stack of them from an MRC file, float32, shape (n, h, w)."""
+    import mrcfile
+    import numpy as np
+
+    from .errors import CryobenchError
+
+    try:
+        with mrcfile.open(path, mode="r", permissive=False) as mrc:
+            data = np.asarray(mrc.data, dtype=np.float32)
+    except (ValueError, OSError) as exc:
+        raise CryobenchError(f"{path}: cannot read this MRC file ({exc})") from None
+    return data[np.newaxis] if data.ndim == 2 else data
+
+
+def _voxel_size(path):
+    import mrcfile
+
+    with mrcfile.open(path, mode="r", header_only=True) as mrc:
+        return float(mrc.voxel_size.x)

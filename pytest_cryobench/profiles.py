@@ -82,6 +82,10 @@ class Profile:
     nu_box: int = 48
     map_apix: float = 1.5
     gpu_rounds: int = 3
+    picking_size: int = 1024
+    picking_micrographs: int = 1
+    picking_templates: int = 3
+    picking_particles: int = 40
 
 
 PROFILES = {
@@ -94,12 +98,13 @@ PROFILES = {
         "standard", ParticleStackSize(10_000, 256, 100),
         tiff=MovieSize(3, 5760, 4092, 20), mrc=MovieSize(3, 3710, 3838, 20),
         eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3,
-        fsc_box=256, nu_box=160),
+        fsc_box=256, nu_box=160, picking_size=4096, picking_templates=10, picking_particles=600),
     "full": Profile(
         "full", ParticleStackSize(50_000, 256, 500),
         tiff=MovieSize(3, 11520, 8184, 70), mrc=MovieSize(3, 3710, 3838, 44),
         eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3,
-        fsc_box=384, nu_box=256),
+        fsc_box=384, nu_box=256, picking_size=4096, picking_micrographs=2, picking_templates=20,
+        picking_particles=600),
 }
 
 

@@ -16,6 +16,7 @@ import scipy.ndimage  # noqa: F401
 import pytest_cryobench.kernels.fsc  # noqa: F401
 import pytest_cryobench.kernels.masks  # noqa: F401
 import pytest_cryobench.kernels.nu_filter  # noqa: F401
+import pytest_cryobench.kernels.picking  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

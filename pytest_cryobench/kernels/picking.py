@@ -602,6 +602,10 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
         ``angle_index`` (N,) int64; ``angle_deg`` (N,) float64: host NumPy arrays, best first.
         With ``return_maps``: ``ncc``, ``template_map``, ``angle_map``.
     """
+    h, w = int(templates.shape[-2]), int(templates.shape[-1])
+    if h > micrograph.shape[0] or w > micrograph.shape[1]:
+        raise ValueError(f"templates of {h}x{w} px do not fit a micrograph of "
+                         f"{micrograph.shape[0]}x{micrograph.shape[1]} px")
     xp = xp_of(micrograph)
     templates = xp.asarray(templates)
     if templates.ndim == 2:

@@ -58,3 +58,38 @@ def test_fsc_check_catches_a_wrong_curve(pytester, smoke_args, monkeypatch):
     result = pytester.runpytest_inprocess(*smoke_args, "--cryobench-backend=numpy", "-k", "fsc and tight")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*wrong answer: curve: shell*expected*"])
+
+
+def test_picking_finds_the_planted_particles(pytester, smoke_args, bench_dirs):
+    result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-k", "picking")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["gpu/picking[[]cpu[]]*template-angles/s*"])
+    doc = load_results(bench_dirs["out"], "gpu")
+    checks = doc["checks"]["picking[cpu]"]
+    assert checks["micrograph_0_recall"] >= 0.95 and checks["micrograph_0_precision"] >= 0.95
+    assert checks["micrograph_0_planted"] == 40
+    assert doc["tags"]["picking[cpu]"]["pick"] == ["GPU"]
+    data = bench_dirs["data"] / "synthetic-smoke" / "picking_test"
+    from pytest_cryobench.data.cs import read_cs
+
+    exposures = read_cs(data / "exposure_dataset_for_picking.cs", required=("ctf/df1_A", "micrograph_blob/path"))
+    assert len(exposures) == 1 and (data / "picking_templates.mrc").exists()
+
+
+def test_picking_check_catches_misplaced_picks(pytester, smoke_args, monkeypatch):
+    from pytest_cryobench.kernels import picking
+
+    real = picking.pick
+
+    def shifted(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out["coords"] = out["coords"] + 3  # every pick 3 px off in y and x
+        return out
+
+    monkeypatch.setattr(picking, "pick", shifted)
+    import bench_suites.bench_gpu_picking as suite
+
+    monkeypatch.setattr(suite, "pick", shifted)
+    result = pytester.runpytest_inprocess(*smoke_args, "--cryobench-backend=numpy", "-k", "picking")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*wrong answer: micrograph_0: micrograph 0: recall 0.000*"])

@@ -351,3 +351,8 @@ def test_cupy_matches_numpy(templates):
         np.testing.assert_array_equal(gpu[key], cpu[key])
     assert isinstance(gpu["coords"], np.ndarray)
     assert pk.match_picks(gpu["coords"], coords)["recall"] == 1.0
+
+
+def test_templates_larger_than_the_micrograph_are_refused(templates):
+    with pytest.raises(ValueError, match=r"templates of 64x64 px do not fit a micrograph of 48x400 px"):
+        pk.pick(np.zeros((48, 400), dtype=np.float32), templates, ANGLES, None, RADIUS, SEP, THRESHOLD)
