@@ -169,7 +169,6 @@ def picking_data(movie_source, cryobench_profile):
     """``(micrographs, templates, apix, ctf parameters per micrograph, truth per micrograph or None)``."""
     from .data.cs import read_cs
     from .data.layout import matches
-    from .data.maps import read_map
     from .data.picking import EXPOSURES_FILE, TEMPLATES_FILE, picking_component
 
     root = movie_source.root
