@@ -44,6 +44,7 @@ def test_non_cubic_map(tmp_path):
         read_map(path)
 
 
+@pytest.mark.filterwarnings("ignore:Data array contains NaN values:RuntimeWarning")
 def test_nan_in_map(tmp_path):
     volume = _volume()
     volume[3, 4, 5] = np.nan
