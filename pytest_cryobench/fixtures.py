@@ -123,6 +123,14 @@ def shm_work_dir(cryobench_run: RunState) -> Path:
     return cryobench_run.work_dir(shm)
 
 
+def _real_half_maps(movie_source):
+    """A real data set's ``gpu_fsc_test`` half maps: ``(half_a, half_b, apix)``."""
+    from .data.maps import read_half_maps
+
+    root = movie_source.root / "gpu_fsc_test"
+    return read_half_maps(root / "half_map_A.mrc", root / "half_map_B.mrc")
+
+
 @pytest.fixture(scope="session")
 def nu_maps(movie_source, cryobench_profile):
     """Half maps for the filter estimation: ``(half_a, half_b, apix, truth or None)`` on the host.
@@ -135,9 +143,7 @@ def nu_maps(movie_source, cryobench_profile):
     from .data.maps import nu_component, read_half_maps
 
     if movie_source.real:
-        root = movie_source.root / "gpu_fsc_test"
-        a, b, apix = read_half_maps(root / "half_map_A.mrc", root / "half_map_B.mrc")
-        return a, b, apix, None
+        return (*_real_half_maps(movie_source), None)
     files, truth = movie_source.ensure(nu_component(cryobench_profile, DATA_SEED))
     a, b, apix = read_half_maps(files[0], files[1])
     with np.load(files[2]) as regions:
@@ -153,9 +159,7 @@ def fsc_maps(movie_source, cryobench_profile):
     from .data.maps import fsc_component, read_half_maps, read_map
 
     if movie_source.real:
-        root = movie_source.root / "gpu_fsc_test"
-        a, b, apix = read_half_maps(root / "half_map_A.mrc", root / "half_map_B.mrc")
-        return a, b, apix, None
+        return (*_real_half_maps(movie_source), None)
     files, truth = movie_source.ensure(fsc_component(cryobench_profile, DATA_SEED))
     a, b, apix = read_half_maps(files[0], files[1])
     signal, _ = read_map(files[2])
