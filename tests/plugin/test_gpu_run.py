@@ -93,3 +93,26 @@ def test_picking_check_catches_misplaced_picks(pytester, smoke_args, monkeypatch
     result = pytester.runpytest_inprocess(*smoke_args, "--cryobench-backend=numpy", "-k", "picking")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*wrong answer: micrograph_0: micrograph 0: recall 0.000*"])
+
+
+def test_fsc_and_nu_on_a_real_data_set_check_sanity(pytester, smoke_args, bench_dirs, tmp_path):
+    """CryoSPARC's data set has no planted answer: the cases check sane, repeatable results."""
+    from pytest_cryobench.data import layout
+    from pytest_cryobench.data.maps import write_map
+    from pytest_cryobench.kernels.fsc import designed_half_maps
+
+    root = tmp_path / "cryosparc_benchmark"
+    for pattern, _ in layout.EXPECTED:
+        path = root / pattern.replace("J*", "J586").replace("*", "sample")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"placeholder")
+    maps = designed_half_maps(48, 1.5, 18, 1.0, seed=2)
+    write_map(root / "gpu_fsc_test" / "half_map_A.mrc", maps.half_a, 1.5)
+    write_map(root / "gpu_fsc_test" / "half_map_B.mrc", maps.half_b, 1.5)
+    result = pytester.runpytest(*smoke_args, f"--cryobench-data={root}", "--cryobench-backend=numpy",
+                                "-k", "fsc or matched_cv")
+    result.assert_outcomes(passed=5)
+    doc = load_results(bench_dirs["out"], "gpu")
+    assert doc["checks"]["fsc_loose[cpu]"]["curve_sane_passed"] is True
+    assert doc["checks"]["matched_cv_filter_estimation[cpu]"]["rounds_agree_passed"] is True
+    assert doc["test_info"]["data"] == "cryosparc"
