@@ -142,3 +142,21 @@ def test_masks_cupy_parity():
         out = fn(gpu, 1.5)
         assert type(out) is cp.ndarray
         np.testing.assert_allclose(out.get(), fn(vol, 1.5), atol=1e-5)
+
+
+@pytest.mark.parametrize("centre", [(32, 32, 32), (3, 60, 30), (0, 0, 63)])
+def test_cropped_distance_transform_is_exact_up_to_its_limit(centre):
+    """The bounding-box transform must equal the full one wherever the distance is <= max_A,
+    also for regions touching the box's faces."""
+    from pytest_cryobench.kernels.masks import distance_A
+
+    n = 64
+    grid = np.indices((n, n, n)).astype(np.float32)
+    r = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)))
+    rng = np.random.default_rng(0)
+    binary = (r < 6) | (rng.random((n, n, n)) < 2e-5)  # a blob plus a few scattered voxels
+    full = distance_A(binary, 1.5)
+    cropped = distance_A(binary, 1.5, max_A=40.0)
+    near = full <= 40.0
+    np.testing.assert_array_equal(cropped[near], full[near])
+    assert np.all(cropped[~near] > 40.0)
