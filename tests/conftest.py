@@ -65,3 +65,14 @@ def leftover_files(*dirs: Path) -> list[Path]:
 def particle_args(smoke_args) -> list[str]:
     """``smoke_args`` selecting the particle cases (a later ``-k`` in a test replaces this one)."""
     return [*smoke_args, "-k", "particle"]
+
+
+@pytest.fixture
+def cupy():
+    """CuPy with a reachable CUDA device, or a skip that says why not (the plugin's own probe)."""
+    from pytest_cryobench.backend import import_cupy
+
+    module, reason = import_cupy()
+    if module is None:
+        pytest.skip(f"GPU parity check not run: {reason}")
+    return module

@@ -302,13 +302,8 @@ def test_kernels_return_the_input_backend():
     assert F.shell_index(32, np) is F.shell_index(32)
 
 
-def test_fsc_cupy_parity():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed: the GPU parity check needs it")
-    try:
-        if cp.cuda.runtime.getDeviceCount() == 0:
-            pytest.skip("CuPy sees no CUDA device")
-    except Exception as exc:  # no driver
-        pytest.skip(f"CuPy cannot reach a CUDA device: {exc}")
+def test_fsc_cupy_parity(cupy):
+    cp = cupy
     host = F.designed_half_maps(64, 1.5, 28, 1.0, seed=4)
     a, b = cp.asarray(host.half_a), cp.asarray(host.half_b)
     tight = masks.tight_mask((a + b) / 2, 1.5)

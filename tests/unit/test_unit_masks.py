@@ -128,13 +128,8 @@ def test_masks_stay_on_the_numpy_backend():
         assert type(out) is np.ndarray
 
 
-def test_masks_cupy_parity():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed: the GPU parity check needs it")
-    try:
-        if cp.cuda.runtime.getDeviceCount() == 0:
-            pytest.skip("CuPy sees no CUDA device")
-    except Exception as exc:  # no driver
-        pytest.skip(f"CuPy cannot reach a CUDA device: {exc}")
+def test_masks_cupy_parity(cupy):
+    cp = cupy
     vol = gaussian_blob(48, 8.2)
     gpu = cp.asarray(vol)
     np.testing.assert_allclose(masks.spherical_mask(48, xp=cp).get(), masks.spherical_mask(48), atol=1e-6)
