@@ -39,16 +39,14 @@ class MovieSource:
         self.seed = seed
         self._progress_for = progress_for
         self._say = say
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._truths: dict[str, dict[str, Any]] = {}
 
     def files(self, fmt: str) -> list[Path]:
         """The movies of ``fmt``, generating them first if needed."""
         if self.real:
             return layout.matches(self.root, layout.MOVIE_PATTERNS[fmt])
-        component = movie_component(fmt, self.profile, self.seed)
-        self._entries[fmt] = provision.ensure(self.root, component, self.seed,
-                                              progress_for=self._progress_for, say=self._say)
-        return [self.root / name for name in component.files]
+        files, self._truths[fmt] = self.ensure(movie_component(fmt, self.profile, self.seed))
+        return files
 
     def ensure(self, component: provision.Component) -> tuple[list[Path], dict[str, Any]]:
         """Generate (or reuse) a synthetic component; returns its files and ground truth."""
@@ -60,4 +58,4 @@ class MovieSource:
         """The generator's ground truth of one movie (``None`` for real data)."""
         if self.real:
             return None
-        return self._entries[fmt]["truth"][str(path.relative_to(self.root))]
+        return self._truths[fmt][str(path.relative_to(self.root))]
