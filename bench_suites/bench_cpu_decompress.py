@@ -42,8 +42,13 @@ def _named_after(copy, original):
         raise CryobenchError(str(exc).replace(str(copy), f"{original} (decoded from its copy in /dev/shm)")) from None
 
 
-def _fraction_buffers(paths, n_fractions, superres):
+def _fraction_buffers(shapes, n_fractions, superres):
     """A uint16 fraction stack per movie, as views of one buffer allocated and touched before timing.
+
+    Parameters
+    ----------
+    shapes : list of (int, int, int)
+        ``(hardware frames, height, width)`` of each movie, from ``check_eer``.
 
     Returns
     -------
@@ -52,9 +57,6 @@ def _fraction_buffers(paths, n_fractions, superres):
     """
     import numpy as np
 
-    from pytest_cryobench.data.movies import check_eer
-
-    shapes = [check_eer(p) for p in paths]
     frames = min(n for n, _, _ in shapes)
     if not 1 <= n_fractions <= frames:
         raise CryobenchError(f"--cryobench-eer-fractions {n_fractions}: the EER movies have {frames} hardware "
@@ -72,8 +74,8 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
     case = cryobench_case
     settings = cryobench_run.settings
     files = movie_source.files(fmt)
-    for path in files:  # a damaged movie fails this case with its name, before any timing
-        CHECKS[fmt](path)
+    # A damaged movie fails this case with its name, before any timing; the shapes size the buffers.
+    shapes = [CHECKS[fmt](path) for path in files]
     threads = usable_threads()
     shm = shm_work_dir / fmt
     shm.mkdir()
@@ -84,7 +86,7 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
         copy_file(src, dst)
     n_fractions = settings.eer_fractions or cryobench_profile.eer.fractions
     superres = settings.eer_superres
-    fractions_out = _fraction_buffers(copies, n_fractions, superres) if fmt == "eer" else None
+    fractions_out = _fraction_buffers(shapes, n_fractions, superres) if fmt == "eer" else None
     results: list[list] = []
 
     def decode_all(st):
