@@ -149,13 +149,18 @@ def sibling_result_files(path: Path) -> list[Path]:
     return [path] + [p for p in others if p != path and p.exists()]
 
 
-def load_baseline(path: Path) -> Comparison:
-    """A previous run (one of its group files; the others of the same run come along)."""
-    docs = [load_result(p, "baseline") for p in sibling_result_files(Path(path))]
+def load_baseline(path: Path, kind: str = "baseline") -> Comparison:
+    """A previous run (one of its group files; the others of the same run come along).
+
+    ``kind`` is ``"baseline"`` (named ``baseline <run-id>``) or ``"reference"`` for a result file
+    given as ``--cryobench-reference`` (named ``run <run-id>``).
+    """
+    docs = [load_result(p, kind) for p in sibling_result_files(Path(path))]
     tests: dict[tuple[str, str], dict[str, Any]] = {}
     for doc in docs:
         tests.update(result_tests(doc))
-    return Comparison(f"baseline {docs[0]['run_id']}", Path(path), run_context(docs[0]), tests, "baseline")
+    name = f"{'baseline' if kind == 'baseline' else 'run'} {docs[0]['run_id']}"
+    return Comparison(name, Path(path), run_context(docs[0]), tests, kind)
 
 
 def known_references(search_dirs: Iterable[Path]) -> dict[str, Path]:
@@ -191,8 +196,7 @@ def load_reference(spec: str, search_dirs: Iterable[Path | None] = ()) -> Compar
         path = known[spec]
     doc = read_json(path, "reference")
     if isinstance(doc, dict) and doc.get("kind") == RESULT_KIND:
-        comparison = load_baseline(path)
-        return dataclasses.replace(comparison, name=f"run {comparison.name.split(' ', 1)[1]}", kind="reference")
+        return load_baseline(path, kind="reference")
     return comparison_from_reference(doc, path)
 
 
