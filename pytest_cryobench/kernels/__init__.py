@@ -1,7 +1,8 @@
 """Compute kernels of the GPU workloads, written once for NumPy and CuPy.
 
 Every kernel takes its array module from its inputs (:func:`xp_of`), so one code path serves
-both backends; SciPy's and CuPy's ``ndimage`` are picked the same way (:func:`ndimage_of`).
+both backends; SciPy's and CuPy's ``ndimage`` and ``sparse`` are picked the same way (:func:`ndimage_of`,
+:func:`sparse_of`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def ndimage_of(xp: ModuleType) -> ModuleType:
     else:
         import scipy.ndimage as ndimage
     return ndimage
+
+
+def sparse_of(xp: ModuleType) -> ModuleType:
+    """``scipy.sparse`` for NumPy, ``cupyx.scipy.sparse`` for CuPy."""
+    if xp.__name__ == "cupy":
+        import cupyx.scipy.sparse as sparse
+    else:
+        import scipy.sparse as sparse
+    return sparse
 
 
 def fft_of(xp: ModuleType) -> ModuleType:

@@ -62,12 +62,17 @@ def soft_sphere(n: int, inner_radius: float, outer_radius: float, xp: ModuleType
     """
     if outer_radius < inner_radius or inner_radius < 0:
         raise ValueError(f"need 0 <= inner_radius <= outer_radius, got {inner_radius}, {outer_radius}")
-    c = xp.arange(n, dtype=dtype) - (n // 2)
+    # r^2 is an integer on the voxel grid: tabulate the profile once per possible r^2 and look it
+    # up, instead of a square root and a cosine per voxel
+    c = xp.arange(n, dtype=xp.int32) - (n // 2)
     c2 = c * c
-    r = xp.sqrt(c2[:, None, None] + c2[None, :, None] + c2[None, None, :])
+    r2 = (c2[None, :, None] + c2[None, None, :]) + c2[:, None, None]
+    radius = xp.sqrt(xp.arange(int(3 * (n // 2) ** 2) + 1, dtype=xp.float64))
     if outer_radius == inner_radius:
-        return (r <= inner_radius).astype(dtype)
-    return _raised_cosine((r - inner_radius) / (outer_radius - inner_radius), xp)
+        profile = (radius <= inner_radius).astype(dtype)
+    else:
+        profile = _raised_cosine((radius - inner_radius) / (outer_radius - inner_radius), xp).astype(dtype)
+    return xp.take(profile, r2)
 
 
 def spherical_mask(n: int, xp: ModuleType = numpy, inner: float = 0.85, dtype: Any = numpy.float32) -> Any:
@@ -143,22 +148,41 @@ def distance_A(binary: Any, apix: float, max_A: float | None = None) -> Any:
         ``distance_transform_edt(~binary) * apix``; the CPU-heavy step of the threshold masks.
     """
     xp = xp_of(binary)
-    if not bool(binary.any()):
-        raise ValueError("the binary region is empty")
-    edt = ndimage_of(xp).distance_transform_edt
     if max_A is None:
-        return (edt(~binary) * apix).astype(xp.float32, copy=False)
+        if not bool(binary.any()):
+            raise ValueError("the binary region is empty")
+        return _edt_A(binary, apix)
+    box = _grown_box(binary, max_A, apix)
+    out = xp.full(binary.shape, xp.inf, dtype=xp.float32)
+    out[box] = _edt_A(binary[box], apix)
+    return out
+
+
+def _edt_A(binary: Any, apix: float) -> Any:
+    """``distance_transform_edt(~binary) * apix`` as float32, on ``binary``'s backend."""
+    xp = xp_of(binary)
+    return (ndimage_of(xp).distance_transform_edt(~binary) * apix).astype(xp.float32, copy=False)
+
+
+def _grown_box(binary: Any, max_A: float, apix: float) -> tuple[slice, ...]:
+    """The bounding box of ``binary``'s region grown by ``max_A`` (and a voxel), clipped to the map.
+
+    Raises
+    ------
+    ValueError
+        The region is empty.
+    """
+    xp = xp_of(binary)
     grow = int(numpy.ceil(max_A / apix)) + 1
     box = []
     for axis in range(binary.ndim):
         others = tuple(a for a in range(binary.ndim) if a != axis)
         present = xp.flatnonzero(binary.any(axis=others))
+        if present.size == 0:
+            raise ValueError("the binary region is empty")
         lo, hi = int(present[0]), int(present[-1])
         box.append(slice(max(lo - grow, 0), min(hi + grow + 1, binary.shape[axis])))
-    box = tuple(box)
-    out = xp.full(binary.shape, xp.inf, dtype=xp.float32)
-    out[box] = (edt(~binary[box]) * apix).astype(xp.float32, copy=False)
-    return out
+    return tuple(box)
 
 
 def soft_edge(distance: Any, extend_A: float, soft_A: float, dtype: Any = numpy.float32) -> Any:
@@ -208,8 +232,15 @@ def threshold_mask(volume: Any, apix: float, extend_A: float, soft_A: float, thr
         Values in [0, 1]; 1 on the binary region and within ``extend_A`` of it, 0 at ``soft_A``
         and beyond.
     """
+    if not soft_A > extend_A >= 0:
+        raise ValueError(f"need 0 <= extend_A < soft_A, got {extend_A}, {soft_A}")
+    xp = xp_of(volume)
     binary = threshold_binary(volume, threshold_fraction)
-    return soft_edge(distance_A(binary, apix, max_A=soft_A), extend_A, soft_A, dtype=dtype)
+    # every voxel within soft_A of the region lies in its grown bounding box; outside it the mask is 0
+    box = _grown_box(binary, soft_A, apix)
+    mask = xp.zeros(volume.shape, dtype=dtype)
+    mask[box] = soft_edge(_edt_A(binary[box], apix), extend_A, soft_A, dtype=dtype)
+    return mask
 
 
 def loose_mask(volume: Any, apix: float, threshold_fraction: float = 0.5, dtype: Any = numpy.float32) -> Any:

@@ -66,6 +66,23 @@ def test_shell_counts_are_full_grid_counts(n):
     assert F.shell_counts(n)[:2].tolist() == [1, 18]  # |k| = 1 (6) and sqrt(2) (12)
 
 
+@pytest.mark.parametrize("n", [40, 33])
+def test_shell_matrix_rows_are_chunks_of_one_shell(n):
+    """Every half-grid element of shells 0..n//2 is summed once (real and imaginary column), with
+    its weight, in rows of at most SHELL_CHUNK values that each belong to one shell."""
+    shells = F._shell_matrix(n, np)
+    m = shells.matrix
+    assert np.diff(m.indptr).max() <= F.SHELL_CHUNK
+    assert np.unique(shells.shell_of_row).tolist() == list(range(n // 2 + 1))
+    idx = F.shell_index(n).ravel()
+    coo = m.tocoo()
+    np.testing.assert_array_equal(idx[coo.col // 2], shells.shell_of_row[coo.row])
+    assert m.nnz == 2 * np.count_nonzero(idx <= n // 2)
+    ones = np.ones(2 * idx.size, dtype=np.float32)
+    np.testing.assert_array_equal(shells.sum(ones, n) / 2, F.shell_counts(n))
+
+
+
 # -- FSC ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n", [48, 45])
