@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy
 
+from . import xp_of
+
 # CODATA 2018 exact / recommended SI values.
 PLANCK_J_S = 6.62607015e-34
 ELECTRON_MASS_KG = 9.1093837015e-31
@@ -140,11 +142,38 @@ def ctf_2d(shape: tuple[int, int], apix: float, df1_A: float, df2_A: float, df_a
     array, shape (H, W//2 + 1) or (H, W)
         CTF values in [-1, 1], on ``xp``.
     """
+    ky, kx = frequency_grid(shape, apix, xp=xp, rfft=rfft)
+    return ctf_at(kx, ky, df1_A, df2_A, df_angle_rad, accel_kv=accel_kv, cs_mm=cs_mm, amp_contrast=amp_contrast,
+                  phase_shift_rad=phase_shift_rad, bfactor_A2=bfactor_A2, dtype=dtype)
+
+
+def ctf_at(kx: Any, ky: Any, df1_A: Any, df2_A: Any, df_angle_rad: Any, accel_kv: float = 300.0,
+           cs_mm: float = 2.7, amp_contrast: float = 0.1, phase_shift_rad: float = 0.0,
+           bfactor_A2: float = 0.0, dtype: Any = "float32") -> Any:
+    """The CTF at arbitrary spatial frequencies, broadcasting over frequencies and defoci.
+
+    Parameters
+    ----------
+    kx, ky : arrays, broadcastable
+        Spatial frequency components, cycles/Å (``kx`` along image columns, ``ky`` along rows).
+    df1_A, df2_A, df_angle_rad : float or arrays broadcastable with ``kx``
+        Defocus (Å) and astigmatism angle (rad), e.g. one per particle as shape ``(B, 1)``
+        against frequencies of shape ``(1, K)``.
+    accel_kv, cs_mm, amp_contrast, phase_shift_rad, bfactor_A2
+        As in :func:`ctf_2d` (scalars).
+    dtype : dtype
+        Result dtype.
+
+    Returns
+    -------
+    array, the broadcast shape, on the backend of ``kx``
+        See the module docstring for the formula.
+    """
     if not 0.0 <= amp_contrast < 1.0:
         raise ValueError(f"amplitude contrast must be in [0, 1), got {amp_contrast}")
+    xp = xp_of(kx)
     wavelength = electron_wavelength_A(accel_kv)
     cs_A = cs_mm * 1e7
-    ky, kx = frequency_grid(shape, apix, xp=xp, rfft=rfft)
     s2 = ky * ky + kx * kx
     theta = xp.arctan2(ky, kx)
     defocus = 0.5 * (df1_A + df2_A) + 0.5 * (df1_A - df2_A) * xp.cos(2.0 * (theta - df_angle_rad))
