@@ -175,6 +175,14 @@ class Backend:
     def asnumpy(self, array: Any) -> Any:
         return self.xp.asnumpy(array) if self.is_gpu else array
 
+    def free_memory_bytes(self) -> int | None:
+        """Free memory of the GPU (bytes, plus what CuPy's pool holds unused); ``None`` for NumPy."""
+        if not self.is_gpu:
+            return None
+        with self.use():
+            free, _ = self.xp.cuda.runtime.memGetInfo()
+            return int(free) + int(self.xp.get_default_memory_pool().free_bytes())
+
 
 @dataclasses.dataclass(frozen=True)
 class BackendPlan:

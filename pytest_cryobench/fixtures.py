@@ -215,3 +215,48 @@ def _voxel_size(path):
 
     with mrcfile.open(path, mode="r", header_only=True) as mrc:
         return float(mrc.voxel_size.x)
+
+
+@pytest.fixture(scope="session")
+def engine_dataset(movie_source, cryobench_profile):
+    """The engine's inputs, read and checked (:class:`~.data.engine_source.EngineDataset`).
+
+    Generated: a D7-symmetric volume and particles projected from it at known poses, with the
+    ground truth. Real data: CryoSPARC's ``gpu_engine_test`` (its first ``engine.particles``
+    particles), without a planted answer.
+    """
+    from .data.engine import TRUTH_VOLUME, engine_component
+    from .data.engine_source import load_engine_dataset
+
+    limit = cryobench_profile.engine.particles
+    if movie_source.real:
+        return load_engine_dataset(movie_source.root, None, truth_name=None, limit=limit)
+    files, truth = movie_source.ensure(engine_component(cryobench_profile, DATA_SEED))
+    return load_engine_dataset(movie_source.root, dict(truth[TRUTH_VOLUME]), limit=limit)
+
+
+@pytest.fixture(scope="session")
+def engine_disk_dataset(cryobench_run: RunState, engine_dataset):
+    """The engine's dataset reading its stacks from copies in the cache dir (``disk`` cases);
+    from where they are under ``--cryobench-no-ssd``. The copies go with the run's work dir."""
+    from .fsutil import copy_file
+
+    if not cryobench_run.settings.use_ssd:
+        return engine_dataset
+    target = _cache_work_dir(cryobench_run) / "engine"
+    target.mkdir(parents=True, exist_ok=True)
+    require_free_space(target, sum(p.stat().st_size for p in engine_dataset.stacks), "the cache dir")
+    copies = []
+    for i, path in enumerate(engine_dataset.stacks):
+        copy = target / f"{i:03d}_{path.name}"
+        copy_file(path, copy)
+        copies.append(copy)
+    return engine_dataset.relocated(copies)
+
+
+@pytest.fixture(scope="session")
+def engine_preloaded(engine_dataset):
+    """Every engine particle in host memory (``memory`` cases), float32 (P, n, n)."""
+    from .data.engine_source import ParticleReader
+
+    return ParticleReader(engine_dataset).preload()

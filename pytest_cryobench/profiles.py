@@ -64,6 +64,32 @@ class MovieSize:
 
 
 @dataclasses.dataclass(frozen=True)
+class EngineSize:
+    """The engine cases' data and search grid.
+
+    ``particles`` images of ``box^2`` pixels (``apix`` Å) in ``files`` stacks; the rotation grid
+    has ``directions`` view directions times in-plane angles every ``psi_step_deg``; shifts are
+    integer pixels up to ``shift_extent_px``; the search uses Fourier coefficients up to shell
+    ``r_search``, the reconstruction up to ``r_reconstruct``; ``snr`` is the particles' signal to
+    noise ratio (variance); the reconstruction's FSC against the truth must stay above 0.5 up to
+    shell ``fsc05_shell``; ``batch`` caps the particles per batch.
+    """
+
+    particles: int
+    box: int
+    files: int
+    apix: float
+    directions: int
+    psi_step_deg: float
+    shift_extent_px: int
+    r_search: int
+    r_reconstruct: int
+    snr: float
+    fsc05_shell: int
+    batch: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """All sizes of one profile.
 
@@ -86,6 +112,7 @@ class Profile:
     picking_micrographs: int = 1
     picking_templates: int = 3
     picking_particles: int = 40
+    engine: EngineSize = EngineSize(256, 48, 4, 4.0, 46, 30.0, 1, 10, 16, 0.05, 8, 64)
 
 
 PROFILES = {
@@ -98,13 +125,14 @@ PROFILES = {
         "standard", ParticleStackSize(10_000, 256, 100),
         tiff=MovieSize(3, 5760, 4092, 20), mrc=MovieSize(3, 3710, 3838, 20),
         eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3,
-        fsc_box=256, nu_box=160, picking_size=4096, picking_templates=10, picking_particles=600),
+        fsc_box=256, nu_box=160, picking_size=4096, picking_templates=10, picking_particles=600,
+        engine=EngineSize(4_000, 128, 20, 2.0, 103, 20.0, 1, 20, 32, 0.01, 20, 500)),
     "full": Profile(
         "full", ParticleStackSize(50_000, 256, 500),
         tiff=MovieSize(3, 11520, 8184, 70), mrc=MovieSize(3, 3710, 3838, 44),
         eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3,
         fsc_box=384, nu_box=256, picking_size=4096, picking_micrographs=2, picking_templates=20,
-        picking_particles=600),
+        picking_particles=600, engine=EngineSize(20_000, 256, 100, 1.0, 412, 10.0, 2, 40, 64, 0.01, 40, 1000)),
 }
 
 

@@ -1,0 +1,274 @@
+"""Data of the engine cases: a D7-symmetric volume and particles projected from it at known poses.
+
+Layout (CryoSPARC's ``gpu_engine_test/``, plus the clean volume)::
+
+    gpu_engine_test/truth_volume.mrc           the volume the particles were made from (ours)
+    gpu_engine_test/abinit_volume.mrc          the search reference: the truth low-passed
+    gpu_engine_test/J1/extract/NNN_particles.mrc   particle stacks (float32)
+    gpu_engine_test/abinit_particles.cs        one row per particle: blob/*, alignments3D/*, ctf/*
+
+The volume is a sum of 3-D Gaussian blobs: a few placed at random in the box, each repeated by the
+14 operators of D7 (7-fold about z, two-fold about x; see :mod:`..kernels.rotations`), so the
+volume is exactly D7-symmetric. A particle with pose ``R`` is the projection along z of
+``V(R^T x)``: each blob centred at ``c`` projects to a 2-D Gaussian at ``(R c)_xy``, computed
+analytically (one batched matrix product, ``gy^T diag(a) gx``, per chunk of particles) and moved by
+the particle's shift ``s``, so the image's centre is at pixel ``n // 2 + s``. Then the CTF (per
+particle defocus) is applied in Fourier space and white Gaussian noise added: noise of standard
+deviation ``sigma`` with ``sigma^2 = var(clean CTF-modulated images) / SNR``; every
+:data:`HIGH_SNR_STRIDE`-th particle gets ``HIGH_SNR_GAIN`` times the SNR (the "high-SNR
+particles" of the marginalisation check).
+
+Poses are drawn from the profile's search grid (rotation and shift indices), so a correct search
+finds them exactly. The ``.cs`` file holds them as cryoSPARC fields: ``alignments3D/pose`` the
+axis-angle vector of ``R`` (radians), ``alignments3D/shift`` ``(sx, sy)`` pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..profiles import Profile
+from .cs import make_dataset, write_cs
+from .maps import write_map
+from .provision import Component
+
+ENGINE_DIR = "gpu_engine_test"
+TRUTH_VOLUME = f"{ENGINE_DIR}/truth_volume.mrc"
+REFERENCE_VOLUME = f"{ENGINE_DIR}/abinit_volume.mrc"
+PARTICLES_CS = f"{ENGINE_DIR}/abinit_particles.cs"
+EXTRACT_DIR = f"{ENGINE_DIR}/J1/extract"
+SYMMETRY = "D7"
+BLOB_SEEDS = 6
+"""Blobs per asymmetric unit (the volume has 14 times as many)."""
+HIGH_SNR_STRIDE = 4
+HIGH_SNR_GAIN = 16.0
+CTF = {"accel_kv": 300.0, "cs_mm": 2.7, "amp_contrast": 0.1}
+DEFOCUS_RANGE_A = (10_000.0, 25_000.0)
+ASTIGMATISM_A = 300.0
+GENERATOR_VERSION = 1
+
+
+def particle_file_name(index: int) -> str:
+    return f"{EXTRACT_DIR}/{index:03d}_particles.mrc"
+
+
+def blob_model(n: int, apix: float, seed: int) -> dict[str, np.ndarray]:
+    """Centres (voxels from the box centre), widths and amplitudes of the volume's blobs.
+
+    Returns
+    -------
+    dict
+        ``centres`` (J, 3) float64 ``(x, y, z)``; ``sigma`` (J,) voxels; ``amplitude`` (J,);
+        ``J = 14 * BLOB_SEEDS``, the D7 images of each seed blob consecutive.
+    """
+    from ..kernels.rotations import symmetry_group
+
+    rng = np.random.default_rng(seed)
+    group = symmetry_group(SYMMETRY)
+    # seeds inside a cylinder that keeps every symmetry copy well inside the box
+    radius = rng.uniform(0.08, 0.26, BLOB_SEEDS) * n
+    phi = rng.uniform(0, 2 * math.pi, BLOB_SEEDS)
+    z = rng.uniform(0.03, 0.2, BLOB_SEEDS) * n
+    seeds = np.stack([radius * np.cos(phi), radius * np.sin(phi), z], axis=1)
+    sigma = rng.uniform(1.5, 2.5, BLOB_SEEDS)  # voxels: detail up to about a quarter of Nyquist... and beyond
+    amplitude = rng.uniform(0.6, 1.0, BLOB_SEEDS)
+    centres = np.einsum("gij,sj->sgi", group, seeds).reshape(-1, 3)
+    return {"centres": centres, "sigma": np.repeat(sigma, len(group)),
+            "amplitude": np.repeat(amplitude, len(group))}
+
+
+def _gaussians(coords: np.ndarray, centres: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """``exp(-(coords - c)^2 / (2 sigma^2))``, shape (..., J, n) for centres (..., J)."""
+    d = coords[None, :] - centres[..., None]
+    return np.exp(-0.5 * (d / sigma[..., None]) ** 2)
+
+
+def blob_volume(model: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """The blob model sampled on an ``n^3`` grid, float32, (z, y, x), origin at voxel ``n // 2``."""
+    axis = np.arange(n, dtype=np.float64) - n // 2
+    c, s = model["centres"], model["sigma"]
+    gx, gy, gz = (_gaussians(axis, c[:, i], s) for i in range(3))
+    return np.einsum("j,jz,jy,jx->zyx", model["amplitude"], gz, gy, gx, optimize=True).astype(np.float32)
+
+
+def blob_projections(model: dict[str, np.ndarray], rotations: np.ndarray, shifts: np.ndarray,
+                     n: int) -> np.ndarray:
+    """Analytic projections of the blob model at poses, moved by shifts.
+
+    Parameters
+    ----------
+    model : dict
+        :func:`blob_model`.
+    rotations : array, shape (B, 3, 3)
+        Poses (projection along z of ``V(R^T x)``).
+    shifts : array, shape (B, 2)
+        ``(sx, sy)``, pixels.
+    n : int
+        Box, pixels.
+
+    Returns
+    -------
+    float32 array, shape (B, n, n), (y, x), origin at pixel ``n // 2``
+        ``sum_j a_j sqrt(2 pi) sigma_j exp(-|p - (R c_j)_xy - s|^2 / (2 sigma_j^2))``: the line
+        integral of each blob along z (in voxel units).
+    """
+    axis = np.arange(n, dtype=np.float64) - n // 2
+    moved = np.einsum("bij,kj->bki", rotations, model["centres"])  # (B, J, 3)
+    sigma = np.broadcast_to(model["sigma"], moved.shape[:2])
+    gx = _gaussians(axis, moved[..., 0] + shifts[:, 0:1], sigma)  # (B, J, n)
+    gy = _gaussians(axis, moved[..., 1] + shifts[:, 1:2], sigma)
+    weight = model["amplitude"] * math.sqrt(2 * math.pi) * model["sigma"]  # (J,)
+    return np.matmul(np.swapaxes(gy, 1, 2) * weight, gx).astype(np.float32)
+
+
+def apply_ctf(images: np.ndarray, df1: np.ndarray, df2: np.ndarray, angle: np.ndarray, apix: float) -> np.ndarray:
+    """Images convolved with their CTFs (Fourier multiply, origin at pixel ``n // 2``), float32."""
+    from ..kernels.ctf import ctf_at
+
+    n = images.shape[-1]
+    ky = np.fft.fftfreq(n, d=apix)[:, None]
+    kx = np.fft.rfftfreq(n, d=apix)[None, :]
+    spectra = np.fft.rfft2(np.fft.ifftshift(images, axes=(1, 2)))
+    ctf = ctf_at(kx[None], ky[None], df1[:, None, None], df2[:, None, None], angle[:, None, None],
+                 accel_kv=CTF["accel_kv"], cs_mm=CTF["cs_mm"], amp_contrast=CTF["amp_contrast"], dtype=np.float64)
+    return np.fft.fftshift(np.fft.irfft2(spectra * ctf, s=(n, n)), axes=(1, 2)).astype(np.float32)
+
+
+def low_pass(volume: np.ndarray, radius: float) -> np.ndarray:
+    """``volume`` with a raised-cosine low-pass from ``radius`` to ``radius + 4`` (pixel units)."""
+    n = volume.shape[0]
+    k = np.fft.fftfreq(n) * n
+    kx = np.fft.rfftfreq(n) * n
+    r = np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx[None, None, :] ** 2)
+    t = np.clip((r - radius) / 4.0, 0, 1)
+    spectrum = np.fft.rfftn(np.fft.ifftshift(volume)) * (0.5 * (1 + np.cos(np.pi * t)))
+    return np.fft.fftshift(np.fft.irfftn(spectrum, s=volume.shape, axes=(0, 1, 2))).astype(np.float32)
+
+
+def particle_plan(profile: Profile, seed: int) -> dict[str, np.ndarray]:
+    """Every particle's true pose and shift (grid indices), defocus and noise class.
+
+    Returns
+    -------
+    dict of arrays, each of length ``profile.engine.particles``
+        ``rotation`` and ``shift`` (int64 grid indices), ``matrix`` (P, 3, 3), ``shift_px``
+        (P, 2), ``df1_A``, ``df2_A``, ``df_angle_rad``, ``high_snr`` (bool).
+    """
+    from ..kernels.engine import shift_grid
+    from ..kernels.rotations import rotation_grid
+
+    e = profile.engine
+    grid = rotation_grid(e.directions, e.psi_step_deg)
+    shifts = shift_grid(e.shift_extent_px)
+    rng = np.random.default_rng(seed + 17)
+    p = e.particles
+    rotation = rng.integers(0, len(grid.matrices), p)
+    shift = rng.integers(0, len(shifts.shifts), p)
+    defocus = rng.uniform(*DEFOCUS_RANGE_A, p)
+    return {"rotation": rotation, "shift": shift, "matrix": grid.matrices[rotation],
+            "shift_px": shifts.shifts[shift], "df1_A": defocus + ASTIGMATISM_A / 2,
+            "df2_A": defocus - ASTIGMATISM_A / 2, "df_angle_rad": rng.uniform(0, math.pi, p),
+            "high_snr": np.arange(p) % HIGH_SNR_STRIDE == 0}
+
+
+def engine_component(profile: Profile, seed: int) -> Component:
+    """The engine's data set (known answer: every particle's pose, shift and CTF; the volume)."""
+    from ..kernels.rotations import matrix_to_rotvec
+
+    e = profile.engine
+    n, apix = e.box, e.apix
+    per_file = -(-e.particles // e.files)
+    files = (TRUTH_VOLUME, REFERENCE_VOLUME, *[particle_file_name(i) for i in range(e.files)], PARTICLES_CS)
+    made: dict[str, Any] = {}
+
+    def model() -> dict[str, np.ndarray]:
+        if "model" not in made:
+            made["model"] = blob_model(n, apix, seed)
+        return made["model"]
+
+    def plan() -> dict[str, np.ndarray]:
+        if "plan" not in made:
+            made["plan"] = particle_plan(profile, seed)
+        return made["plan"]
+
+    def noise_sigma() -> float:
+        """From the first chunk of clean images, so every file uses the same sigma."""
+        if "sigma" not in made:
+            pl = plan()
+            head = slice(0, min(256, e.particles))
+            clean = apply_ctf(blob_projections(model(), pl["matrix"][head], pl["shift_px"][head], n),
+                              pl["df1_A"][head], pl["df2_A"][head], pl["df_angle_rad"][head], apix)
+            made["sigma"] = float(np.sqrt(clean.var(axis=(1, 2)).mean() / e.snr))
+        return made["sigma"]
+
+    def truth_common() -> dict[str, Any]:
+        return {"box": n, "apix": apix, "symmetry": SYMMETRY, "snr": e.snr, "high_snr_stride": HIGH_SNR_STRIDE,
+                "high_snr_gain": HIGH_SNR_GAIN, "noise_sigma": noise_sigma(), "directions": e.directions,
+                "psi_step_deg": e.psi_step_deg, "shift_extent_px": e.shift_extent_px,
+                "fsc05_resolution_A": n * apix / e.fsc05_shell, "fsc05_shell": e.fsc05_shell}
+
+    def generate(name: str, tmp: Path, progress) -> dict[str, Any]:
+        if name == TRUTH_VOLUME:
+            write_map(tmp, blob_volume(model(), n), apix)
+            truth = truth_common()
+        elif name == REFERENCE_VOLUME:
+            write_map(tmp, low_pass(blob_volume(model(), n), e.r_search + 2), apix)
+            truth = {"low_pass_shell": e.r_search + 2}
+        elif name == PARTICLES_CS:
+            pl = plan()
+            p = e.particles
+            write_cs(tmp, make_dataset({
+                "blob/path": np.array([particle_file_name(i // per_file)[len(ENGINE_DIR) + 1:] for i in range(p)]),
+                "blob/idx": (np.arange(p) % per_file).astype(np.uint32),
+                "blob/shape": np.tile(np.array([n, n], dtype=np.uint32), (p, 1)),
+                "blob/psize_A": np.full(p, apix, dtype=np.float32),
+                "alignments3D/pose": matrix_to_rotvec(pl["matrix"]).astype(np.float32),
+                "alignments3D/shift": pl["shift_px"].astype(np.float32),
+                "ctf/accel_kv": np.full(p, CTF["accel_kv"], dtype=np.float32),
+                "ctf/cs_mm": np.full(p, CTF["cs_mm"], dtype=np.float32),
+                "ctf/amp_contrast": np.full(p, CTF["amp_contrast"], dtype=np.float32),
+                "ctf/df1_A": pl["df1_A"].astype(np.float32),
+                "ctf/df2_A": pl["df2_A"].astype(np.float32),
+                "ctf/df_angle_rad": pl["df_angle_rad"].astype(np.float32),
+                "ctf/phase_shift_rad": np.zeros(p, dtype=np.float32),
+            }, uid_seed=seed))
+            truth = truth_common()
+            made.clear()
+        else:
+            index = int(Path(name).name.split("_")[0])
+            lo, hi = index * per_file, min((index + 1) * per_file, e.particles)
+            _write_particles(tmp, lo, hi, model(), plan(), noise_sigma(), n, apix, seed + 1000 + index)
+            truth = {"first_particle": lo, "particles": hi - lo}
+        progress(1, 1)
+        return truth
+
+    estimated = 4 * n * n * e.particles + 2 * 4 * n**3 + e.particles * 256 + (1 << 20)
+    return Component(name=ENGINE_DIR, version=GENERATOR_VERSION,
+                     params={"box": n, "apix": apix, "particles": e.particles, "files": e.files,
+                             "directions": e.directions, "psi_step_deg": e.psi_step_deg,
+                             "shift_extent_px": e.shift_extent_px, "snr": e.snr, "r_search": e.r_search,
+                             "blob_seeds": BLOB_SEEDS, "symmetry": SYMMETRY, "ctf": CTF,
+                             "defocus_range_A": list(DEFOCUS_RANGE_A), "high_snr_stride": HIGH_SNR_STRIDE,
+                             "high_snr_gain": HIGH_SNR_GAIN},
+                     files=files, estimated_bytes=estimated, generate=generate)
+
+
+def _write_particles(path: Path, lo: int, hi: int, model: dict[str, np.ndarray], plan: dict[str, np.ndarray],
+                     sigma: float, n: int, apix: float, seed: int, chunk: int = 256) -> None:
+    """Particles ``lo .. hi - 1`` into one MRC stack, made a chunk at a time."""
+    import mrcfile
+
+    rng = np.random.default_rng(seed)
+    with mrcfile.new_mmap(path, shape=(hi - lo, n, n), mrc_mode=2, overwrite=True) as mrc:
+        mrc.voxel_size = apix
+        for start in range(lo, hi, chunk):
+            part = slice(start, min(start + chunk, hi))
+            clean = apply_ctf(blob_projections(model, plan["matrix"][part], plan["shift_px"][part], n),
+                              plan["df1_A"][part], plan["df2_A"][part], plan["df_angle_rad"][part], apix)
+            noise = np.where(plan["high_snr"][part], sigma / math.sqrt(HIGH_SNR_GAIN), sigma)
+            clean += rng.standard_normal(clean.shape, dtype=np.float32) * noise[:, None, None].astype(np.float32)
+            mrc.data[part.start - lo: part.stop - lo] = clean
