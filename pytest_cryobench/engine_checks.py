@@ -124,6 +124,7 @@ def _check_reconstruction(case: Any, dataset: Any, result: PassResult, truth: di
 
 
 def _check_identity_projection(case: Any, reference: np.ndarray, interpolation: str, xp: Any) -> None:
+    from .kernels.engine import image_coefficients
     from .kernels.projection import extract_slices, fourier_coords, prepare_volume
 
     n = reference.shape[0]
@@ -131,7 +132,7 @@ def _check_identity_projection(case: Any, reference: np.ndarray, interpolation: 
     volume = xp.asarray(reference)
     prepared = prepare_volume(volume, pad=PAD, interpolation=interpolation, gridding=False)
     slice_ = extract_slices(prepared, np.eye(3)[None], coords)[0]
-    projection = xp.fft.rfft2(xp.fft.ifftshift(volume.sum(axis=0))).ravel()[xp.asarray(coords.flat)]
+    projection = image_coefficients(volume.sum(axis=0)[None], coords)[0]
     error = float(xp.linalg.norm(slice_ - projection) / xp.linalg.norm(projection))
     case.check("identity_projection", error <= IDENTITY_TOLERANCE,
                f"identity-pose slice differs from the sum projection by {error:.2e} (relative L2)",
@@ -156,6 +157,8 @@ def interpolation_errors(xp: Any, n: int = 32, poses: int = 4, seed: int = 5) ->
     from scipy.spatial.transform import Rotation
 
     from .data.engine import blob_model, blob_projections, blob_volume
+    from .kernels.engine import image_coefficients
+    from .kernels.fsc import to_host
     from .kernels.projection import extract_slices, fourier_coords, prepare_volume
 
     model = blob_model(n, 1.0, seed)
@@ -163,11 +166,10 @@ def interpolation_errors(xp: Any, n: int = 32, poses: int = 4, seed: int = 5) ->
     rotations = Rotation.random(poses, random_state=seed).as_matrix()
     coords = fourier_coords(n, n / 2 - 1)
     images = blob_projections(model, rotations, np.zeros((poses, 2)), n)
-    truth = np.fft.rfft2(np.fft.ifftshift(images, axes=(1, 2))).reshape(poses, -1)[:, coords.flat]
+    truth = image_coefficients(images, coords)
     volume = xp.asarray(blob_volume(model, n))
     out = {}
     for kind in ("linear", "cubic"):
-        slices = extract_slices(prepare_volume(volume, pad=PAD, interpolation=kind), rotations, coords)
-        slices = slices.get() if hasattr(slices, "get") else np.asarray(slices)
+        slices = to_host(extract_slices(prepare_volume(volume, pad=PAD, interpolation=kind), rotations, coords))
         out[kind] = float(np.linalg.norm(slices - truth) / np.linalg.norm(truth))
     return out

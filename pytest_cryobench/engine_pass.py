@@ -27,6 +27,7 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 
 from .kernels import engine as ek
+from .kernels.fsc import to_host
 from .kernels.projection import Backprojector, extract_slices, fourier_coords, prepare_volume
 from .kernels.rotations import RotationGrid, symmetry_group
 
@@ -139,10 +140,6 @@ class _NoSpans:
         yield
 
 
-def _to_host(array: Any) -> np.ndarray:
-    return array.get() if hasattr(array, "get") else np.asarray(array)
-
-
 def _upload(xp: Any, host: np.ndarray) -> Any:
     """Host particles to the device; on a GPU on a stream of its own, so a reader thread's copy
     overlaps the compute stream."""
@@ -164,14 +161,16 @@ class _Setup:
         self.n = n
         self.search = fourier_coords(n, config.r_search)
         self.insert = fourier_coords(n, config.r_reconstruct)
-        position = {int(f): i for i, f in enumerate(self.insert.flat.tolist())}
-        try:
-            self.sub = xp.asarray(np.array([position[int(f)] for f in self.search.flat.tolist()], dtype=np.int64))
-        except KeyError:
-            raise ValueError("the search coefficients must lie within the reconstruction's") from None
+        # both sets are in ascending flat order: where each search coefficient sits among the inserted ones
+        sub = np.minimum(np.searchsorted(self.insert.flat, self.search.flat), self.insert.flat.size - 1)
+        if not np.array_equal(self.insert.flat[sub], self.search.flat):
+            raise ValueError("the search coefficients must lie within the reconstruction's")
+        self.sub = xp.asarray(sub)
         self.phases = ek.shift_phases(self.search, config.shifts.shifts, n, xp)
         self.prepared = prepare_volume(xp.asarray(reference), pad=PAD, interpolation=INTERPOLATIONS[case.interpolation])
-        self.group = symmetry_group(case.symmetry)
+        self.rotations = xp.asarray(config.grid.matrices, dtype=xp.float32)
+        self.group = xp.asarray(symmetry_group(case.symmetry), dtype=xp.float32)
+        self.shifts = xp.asarray(config.shifts.shifts)
         self.weights = None  # the noise model, from the first batch
 
 
@@ -243,12 +242,12 @@ def run_pass(reference: np.ndarray, ctf: ek.CtfParams, read_batch: Callable[[int
                 best_r, best_t = found.rotation, found.shift
                 rows, rot, sh, w = xp.arange(hi - lo), found.rotation, found.shift, None
             del scores
-        rotation[lo:hi] = _to_host(best_r)
-        shift[lo:hi] = _to_host(best_t)
+        rotation[lo:hi] = to_host(best_r)
+        shift[lo:hi] = to_host(best_t)
         if marg:
-            marg_total[lo:hi] = _to_host(found.total)
-            marg_mass[lo:hi] = _to_host(found.kept_mass)
-            marg_kept[lo:hi] = _to_host(found.kept)
+            marg_total[lo:hi] = to_host(found.total)
+            marg_mass[lo:hi] = to_host(found.kept_mass)
+            marg_kept[lo:hi] = to_host(found.kept)
         with spans.span("backproject", "GPU"):
             insertions += _insert(backprojector, setup, config, coefficients, ctf_insert, rows, rot, sh, w)
 
@@ -266,7 +265,7 @@ def run_pass(reference: np.ndarray, ctf: ek.CtfParams, read_batch: Callable[[int
     else:
         _run_multi(bounds, read_batch, compute, xp, intervals, device_context)
     with spans.span("reconstruct", "GPU"):
-        volume = _to_host(backprojector.reconstruct(regulariser=REGULARISER)).astype(np.float32, copy=False)
+        volume = to_host(backprojector.reconstruct(regulariser=REGULARISER)).astype(np.float32, copy=False)
     return PassResult(rotation, shift, marg_total, marg_mass, marg_kept, volume, insertions, len(bounds), intervals)
 
 
@@ -278,18 +277,16 @@ def _insert(backprojector: Backprojector, setup: _Setup, config: PassConfig, coe
             rows: Any, rot: Any, sh: Any, weight: Any) -> int:
     """Insert the chosen poses of a batch (and their symmetry copies); returns the slice count."""
     xp = setup.xp
-    rotations = xp.asarray(config.grid.matrices, dtype=xp.float32)
-    group = xp.asarray(setup.group, dtype=xp.float32)
-    shifts = xp.asarray(config.shifts.shifts)
+    group = setup.group
     g = group.shape[0]
     total = 0
     for start in range(0, int(rows.shape[0]), INSERT_CHUNK):
         part = slice(start, start + INSERT_CHUNK)
         r_rows, t_rows, p_rows = rot[part], sh[part], rows[part]
-        phases = ek.shift_phases(setup.insert, shifts[t_rows], setup.n, xp)  # undo each particle's shift
+        phases = ek.shift_phases(setup.insert, setup.shifts[t_rows], setup.n, xp)  # undo each particle's shift
         values = coefficients[p_rows] * ctf[p_rows] * phases
         ctf2 = ctf[p_rows] ** 2
-        poses = rotations[r_rows]
+        poses = setup.rotations[r_rows]
         if g > 1:  # pose R and R S_g project alike: insert at every R S_g
             poses = (poses[:, None] @ group[None]).reshape(-1, 3, 3)
             values = xp.repeat(values, g, axis=0)

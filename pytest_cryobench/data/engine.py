@@ -127,11 +127,10 @@ def blob_projections(model: dict[str, np.ndarray], rotations: np.ndarray, shifts
 
 def apply_ctf(images: np.ndarray, df1: np.ndarray, df2: np.ndarray, angle: np.ndarray, apix: float) -> np.ndarray:
     """Images convolved with their CTFs (Fourier multiply, origin at pixel ``n // 2``), float32."""
-    from ..kernels.ctf import ctf_at
+    from ..kernels.ctf import ctf_at, frequency_grid
 
     n = images.shape[-1]
-    ky = np.fft.fftfreq(n, d=apix)[:, None]
-    kx = np.fft.rfftfreq(n, d=apix)[None, :]
+    ky, kx = frequency_grid((n, n), apix)
     spectra = np.fft.rfft2(np.fft.ifftshift(images, axes=(1, 2)))
     ctf = ctf_at(kx[None], ky[None], df1[:, None, None], df2[:, None, None], angle[:, None, None],
                  accel_kv=CTF["accel_kv"], cs_mm=CTF["cs_mm"], amp_contrast=CTF["amp_contrast"], dtype=np.float64)
