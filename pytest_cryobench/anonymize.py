@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+import shlex
 from typing import Any
 
 REDACTED = "<redacted>"
 _HOST_KEYS = {"platform_node", "user"}
 _BUS_KEYS = {"gpu_bus_id", "bus_id"}
 _PATH_KEYS = {"project_dir", "cache_dir", "benchmark_data_dir", "project_dir_mountpoint",
-              "cache_dir_mountpoint", "project_dir_device", "cache_dir_device", "command", "nodeid",
-              "source"}
+              "cache_dir_mountpoint", "project_dir_device", "cache_dir_device", "nodeid", "source"}
 _REDACT_KEYS = _HOST_KEYS | _BUS_KEYS | _PATH_KEYS
+# Command lines keep their options (they say how a figure was measured) but lose their paths.
+_COMMAND_KEYS = {"command", "reference_command"}
+_PATH_ARG = re.compile(r"^(?P<opt>-[^=]*=)?(?P<path>[~.]?/.*)$")
+
+
+def _scrub_command(command: str, secrets: list[str]) -> str:
+    """``command`` with every path argument (``/x``, ``~/x``, ``./x``, ``--opt=/x``) replaced."""
+    try:
+        parts = shlex.split(command)
+    except ValueError:  # unbalanced quotes: nothing can be told apart safely
+        return REDACTED
+    out = []
+    for part in parts:
+        match = _PATH_ARG.match(part)
+        if match:
+            part = (match["opt"] or "") + REDACTED
+        out.append(_scrub(part, secrets))
+    return " ".join(shlex.quote(part) if part != REDACTED and not part.endswith("=" + REDACTED) else part
+                    for part in out)
 
 
 def _secrets(value: Any, found: set[str]) -> None:
     """Collect the values of identifying keys, to scrub them from free text as well."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in _REDACT_KEYS and isinstance(item, str) and len(item) > 1 and key != "command":
+            if key in _REDACT_KEYS and isinstance(item, str) and len(item) > 1:
                 found.add(item)
             _secrets(item, found)
     elif isinstance(value, list):
@@ -29,7 +49,9 @@ def _secrets(value: Any, found: set[str]) -> None:
 
 def _scrub(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, dict):
-        return {key: REDACTED if key in _REDACT_KEYS and item is not None else _scrub(item, secrets)
+        return {key: REDACTED if key in _REDACT_KEYS and item is not None
+                else _scrub_command(item, secrets) if key in _COMMAND_KEYS and isinstance(item, str)
+                else _scrub(item, secrets)
                 for key, item in value.items()}
     if isinstance(value, list):
         return [_scrub(item, secrets) for item in value]
@@ -42,9 +64,10 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
 def anonymize_document(doc: dict[str, Any]) -> dict[str, Any]:
     """A copy of a result or reference document without identifying fields.
 
-    Host name, user, GPU bus ids, the directories used and the command line are replaced by
-    ``"<redacted>"``, also where they appear inside other text (failure reasons, notes); the home
-    directory is scrubbed from text too. Timings, hardware models and versions stay.
+    Host name, user, GPU bus ids and the directories used are replaced by ``"<redacted>"``, also
+    where they appear inside other text (failure reasons, notes); the home directory is scrubbed
+    from text too. Command lines keep their options but lose every path argument. Timings,
+    hardware models and versions stay.
     """
     found: set[str] = set()
     _secrets(doc, found)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,30 @@ def _run(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *argv, *extra])
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The ``cryobench`` command that is running, as a shell would take it (recorded in files it writes)."""
+    import shlex
+
+    return " ".join(shlex.quote(part) for part in ["cryobench", args.command, *args.argv])
+
+
+def _write_new_json(doc: dict, out: Path, force: bool, command: str) -> bool:
+    """Write ``doc`` atomically, unless ``out`` exists and ``force`` is not given (then say so)."""
+    from .fsutil import atomic_write
+
+    if out.exists() and not force:
+        print(f"cryobench {command}: {out} exists; use --force to replace it", file=sys.stderr)
+        return False
+    try:
+        with atomic_write(out) as handle:
+            json.dump(doc, handle, indent=2)
+            handle.write("\n")
+    except OSError as exc:
+        print(f"cryobench {command}: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
 def _save_reference(args: argparse.Namespace) -> int:
     from .errors import CryobenchError
     from .references import load_result, make_reference, sibling_result_files
@@ -61,19 +86,14 @@ def _save_reference(args: argparse.Namespace) -> int:
     except CryobenchError as exc:
         print(f"cryobench save-reference: {exc}", file=sys.stderr)
         return 2
+    ref["reference_command"] = _command_line(args)
     if args.anonymize:
         from .anonymize import anonymize_document
 
         ref = anonymize_document(ref)
     out = Path(args.output) if args.output else Path(f"{args.name}.json")
-    if out.exists() and not args.force:
-        print(f"cryobench save-reference: {out} exists; use --force to replace it", file=sys.stderr)
+    if not _write_new_json(ref, out, args.force, "save-reference"):
         return 2
-    from .fsutil import atomic_write
-
-    with atomic_write(out) as handle:
-        json.dump(ref, handle, indent=2)
-        handle.write("\n")
     groups = ", ".join(sorted(ref["tests"]))
     print(f"wrote reference {ref['name']!r} ({ref['profile']} profile, {ref['backend']} backend; "
           f"groups {groups}) to {out}")
@@ -87,6 +107,9 @@ def _validate(args: argparse.Namespace) -> int:
     bad = 0
     for given in args.files:
         path = Path(given)
+        if path.suffix.lower() == ".csv" and path.exists():
+            print(f"{path}: a CSV result file holds only test names and figures; nothing to strip")
+            continue
         try:
             doc = read_json(path, "file")
             if isinstance(doc, dict) and doc.get("kind") == "cryobench-reference":
@@ -111,6 +134,9 @@ def _anonymize(args: argparse.Namespace) -> int:
 
     for given in args.files:
         path = Path(given)
+        if path.suffix.lower() == ".csv" and path.exists():
+            print(f"{path}: a CSV result file holds only test names and figures; nothing to strip")
+            continue
         try:
             doc = read_json(path, "file")
         except CryobenchError as exc:
@@ -121,6 +147,144 @@ def _anonymize(args: argparse.Namespace) -> int:
             json.dump(anonymize_document(doc), handle, indent=2)
             handle.write("\n")
         print(f"wrote {out}")
+    return 0
+
+
+def _reference_dirs(args: argparse.Namespace) -> list[Path]:
+    """Where reference names are looked up: the user's ``<data-dir>/references``, then the shipped ones."""
+    from .locations import bundled_dir
+
+    return [_data_dir(args) / "references", bundled_dir("references")]
+
+
+def _load_columns(args: argparse.Namespace, command: str):
+    """The columns named on the command line and the index of the chosen reference column."""
+    from .errors import CryobenchError
+    from .references import load_column
+
+    columns = []
+    for spec in args.runs:
+        columns.append(load_column(spec, _reference_dirs(args)))
+    names = [c.name for c in columns]
+    for index, name in enumerate(names):  # the same run twice, or two runs of one id: keep them apart
+        if names.count(name) > 1:
+            columns[index] = dataclasses.replace(columns[index], name=f"{name} ({args.runs[index]})")
+    reference = 0
+    if args.reference is not None:
+        matches = [i for i, (spec, column) in enumerate(zip(args.runs, columns, strict=True))
+                   if args.reference in (spec, column.name, column.meta.get("source_run"), column.path.name,
+                                         column.path.stem)]
+        if not matches:
+            listing = ", ".join(names)
+            raise CryobenchError(f"--reference {args.reference}: not one of the columns given ({listing}); "
+                                 "name a run id, a reference name or a file given on the command line")
+        reference = matches[0]
+    return columns, reference
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import build_table, render_legend, render_text
+    from .errors import CryobenchError
+
+    try:
+        columns, reference = _load_columns(args, "compare")
+    except CryobenchError as exc:
+        print(f"cryobench compare: {exc}", file=sys.stderr)
+        return 2
+    table = build_table(columns, reference, tolerance=args.tolerance, detail=args.detail,
+                        only_changed=args.only_changed)
+    if table.rows:
+        print("\n".join(render_text(table)))
+    else:
+        print("no test changed beyond the tolerance" if args.only_changed else "no tests in the files given")
+    print()
+    print("\n".join(render_legend(table)))
+    regressions = table.regressions()
+    if regressions:
+        print(f"\n{len(regressions)} test(s) slower than {columns[reference].name} beyond the tolerance:")
+        for row, name, detail in regressions:
+            print(f"  {row.group}/{row.test} in {name}: {detail}")
+        return 1
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .compare import build_table
+    from .errors import CryobenchError
+    from .html_report import write_html
+
+    try:
+        columns, reference = _load_columns(args, "report")
+        table = build_table(columns, reference, tolerance=args.tolerance, detail=True)
+        out = write_html(table, Path(args.html), args.title)
+    except CryobenchError as exc:
+        print(f"cryobench report: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cryobench report: cannot write {args.html}: {exc.strerror}", file=sys.stderr)
+        return 2
+    slower = len(table.regressions())
+    print(f"wrote {out} ({len(columns)} column(s), {len(table.groups)} group(s)"
+          + (f"; {slower} test(s) slower than the reference" if slower else "") + ")")
+    return 1 if slower else 0
+
+
+def _references(args: argparse.Namespace) -> int:
+    import time
+
+    from .compare import describe
+    from .errors import CryobenchError
+    from .references import known_references, load_column
+
+    dirs = _reference_dirs(args)
+    found = known_references(dirs)
+    if not found:
+        print("no references found in " + ", ".join(str(d) for d in dirs if d is not None))
+        return 0
+    rows = [("name", "profile", "backend", "data", "machine", "date", "file")]
+    problems = []
+    for name, path in sorted(found.items()):
+        try:
+            ref = load_column(str(path), dirs)
+        except CryobenchError as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        machine = describe(ref).split("; ")[1]
+        when = ref.meta.get("created_at")
+        date = time.strftime("%Y-%m-%d", time.gmtime(when)) if isinstance(when, (int, float)) else "-"
+        rows.append((name, ref.context["profile"], ref.context["backend"], ref.context["data"], machine, date,
+                     str(path)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    for problem in problems:
+        print(f"skipped: {problem}")
+    return 1 if problems else 0
+
+
+def _import_cryosparc(args: argparse.Namespace) -> int:
+    from .cryosparc_import import convert
+    from .errors import CryobenchError
+    from .references import read_json
+
+    paths = [Path(p) for p in args.files]
+    name = args.name or f"cryosparc-{paths[0].stem}"
+    try:
+        docs = [read_json(p, "CryoSPARC result") for p in paths]
+        ref = convert(docs, name, sources=paths, device=args.device, description=args.description or "",
+                      command=_command_line(args))
+    except CryobenchError as exc:
+        print(f"cryobench import-cryosparc: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output) if args.output else Path(f"{ref['name']}.json")
+    if not _write_new_json(ref, out, args.force, "import-cryosparc"):
+        return 2
+    mapped = sum(1 for tests in ref["tests"].values() for e in tests.values() if not e.get("not_comparable"))
+    other = sum(1 for tests in ref["tests"].values() for e in tests.values() if e.get("not_comparable"))
+    print(f"wrote reference {ref['name']!r} to {out}: {mapped} test(s) mapped, {other} kept as not comparable "
+          f"(compared only with runs of --cryobench-data <real data set> --cryobench-profile full on a GPU)")
     return 0
 
 
@@ -185,6 +349,27 @@ def _data_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _tolerance_arg(text: str) -> float:
+    from .options import parse_tolerance
+
+    try:
+        return parse_tolerance(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN_OR_REF",
+                        help="a result file (its run's other group files come along), a reference file, "
+                             "a reference name (see `cryobench references`) or a CryoSPARC Benchmark JSON")
+    parser.add_argument("--reference", metavar="NAME",
+                        help="the column to compare against: a run id, reference name or file given "
+                             "(default: the first)")
+    parser.add_argument("--tolerance", type=_tolerance_arg, metavar="RATIO",
+                        help="allowed slowdown ratio (default: each test's own, else 1.25)")
+    parser.add_argument("--data-dir", dest="data_dir", help="where generated data and your own references live")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -216,6 +401,35 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--in-place", action="store_true", help="overwrite the files instead of writing *.anon.json")
     anon.set_defaults(func=_anonymize)
 
+    comp = sub.add_parser("compare", help="runs and references side by side: Time, Pct and Speedup per test",
+                          description="One column per run or reference: Time, Pct (share of the column's "
+                                      "total) and Speedup (reference time / time) per test. Exit status 1 when "
+                                      "a test is slower than the reference beyond the tolerance.")
+    _add_column_arguments(comp)
+    comp.add_argument("--detail", action="store_true", help="expand each test's sub-timings with their tags")
+    comp.add_argument("--only-changed", action="store_true",
+                      help="only tests that are slower or faster than the reference, or whose checks failed")
+    comp.set_defaults(func=_compare)
+
+    rep = sub.add_parser("report", help="a self-contained HTML page with charts of runs and references")
+    _add_column_arguments(rep)
+    rep.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
+    rep.add_argument("--title", default="pytest-cryobench report", help="the page's title")
+    rep.set_defaults(func=_report)
+
+    refs = sub.add_parser("references", help="list the shipped references and your own")
+    refs.add_argument("--data-dir", dest="data_dir", help="where generated data and your own references live")
+    refs.set_defaults(func=_references)
+
+    imp = sub.add_parser("import-cryosparc", help="turn CryoSPARC Benchmark JSON into a reference file")
+    imp.add_argument("files", nargs="+", metavar="FILE.json", help="one file per group (fs, cpu, gpu) of one run")
+    imp.add_argument("--name", help="reference name (default cryosparc-<first file's name>)")
+    imp.add_argument("--description", help="what machine this is, in words")
+    imp.add_argument("--device", default="gpu0", help="the GPU label of the GPU tests here (default gpu0)")
+    imp.add_argument("--output", "-o", help="where to write (default NAME.json)")
+    imp.add_argument("--force", action="store_true", help="replace an existing file")
+    imp.set_defaults(func=_import_cryosparc)
+
     data = sub.add_parser("data", help="generate or verify benchmark data")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     gen = data_sub.add_parser("generate", help="generate the synthetic data set of a profile (with progress)")
@@ -233,8 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    return args.func(args)
+    args.argv = argv[1:]  # after the subcommand: recorded in files that say how they were made
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `cryobench compare ... | head`
+        sys.stderr.close()
+        return 1
 
 
 if __name__ == "__main__":

@@ -74,7 +74,11 @@ class Comparison:
         ``profile``, ``backend`` and ``data`` it was measured with.
     tests : dict
         ``{(group, test): {"metrics": {...}, "outcome": ..., "tolerance": ...}}``.
-    kind : {"reference", "baseline"}
+    kind : {"reference", "baseline", "run"}
+        ``run``: a result file read by ``cryobench compare``/``report``.
+    meta : dict
+        ``instance_information``, ``created_at``, ``description``, ``command`` and, for GPU runs,
+        ``gpus``: what the compare and report tools show about where the figures came from.
     """
 
     name: str
@@ -82,6 +86,7 @@ class Comparison:
     context: Mapping[str, Any]
     tests: Mapping[tuple[str, str], Mapping[str, Any]]
     kind: str = "reference"
+    meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def entry(self, group: str, test: str) -> Mapping[str, Any] | None:
         return self.tests.get((group, test))
@@ -95,10 +100,16 @@ def _check_version(doc: Any, path: Path, what: str, kind: str, version: int) -> 
                               f"(its 'kind' is {doc.get('kind')!r})")
     found = doc.get("schema_version")
     if found != version:
-        newer = isinstance(found, int) and found > version
+        if isinstance(found, int) and found > version:
+            advice = ": it was written by a newer pytest-cryobench; upgrade this one to read it"
+        elif isinstance(found, int):
+            advice = (": it was written by an older pytest-cryobench, and no upgrade from that version "
+                      "exists; re-run the benchmark to get a file this version reads")
+        else:
+            advice = ": the file is damaged or was not written by pytest-cryobench"
         raise ResultFileError(
             f"{what} {path} has schema version {found!r}; this pytest-cryobench ({__version__}) reads "
-            f"version {version}" + (": upgrade pytest-cryobench" if newer else ""))
+            f"version {version}{advice}")
 
 
 def comparison_from_reference(doc: Mapping[str, Any], path: Path) -> Comparison:
@@ -106,7 +117,9 @@ def comparison_from_reference(doc: Mapping[str, Any], path: Path) -> Comparison:
     validate(doc, "reference-1.schema.json", path, "reference")
     tests = {(group, test): entry for group, entries in doc["tests"].items() for test, entry in entries.items()}
     context = {"profile": doc["profile"], "backend": doc["backend"], "data": doc["data"]}
-    return Comparison(doc["name"], Path(path), context, tests, "reference")
+    meta = {key: doc.get(key) for key in ("instance_information", "created_at", "description", "command",
+                                          "cryobench_version", "source_run", "imported_from")}
+    return Comparison(doc["name"], Path(path), context, tests, "reference", meta)
 
 
 def load_result(path: Path, what: str = "result file") -> dict[str, Any]:
@@ -127,7 +140,12 @@ def result_tests(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]
             if metric.get("unit") == "s":
                 metric.setdefault("iqr", iqr)
         entry = {"outcome": status["outcome"], "metrics": metrics,
-                 "timings": doc["timings"].get(test, {})}
+                 "timings": doc["timings"].get(test, {}), "tags": doc.get("tags", {}).get(test, {}),
+                 "checks_passed": bool(doc["checks"].get(test, {}).get("passed", True))}
+        if status.get("warm"):
+            entry["warm"] = True
+        if status.get("reason"):
+            entry["reason"] = status["reason"]
         tolerance = status.get("info", {}).get("tolerance")
         if tolerance is not None:
             entry["tolerance"] = tolerance
@@ -152,15 +170,21 @@ def sibling_result_files(path: Path) -> list[Path]:
 def load_baseline(path: Path, kind: str = "baseline") -> Comparison:
     """A previous run (one of its group files; the others of the same run come along).
 
-    ``kind`` is ``"baseline"`` (named ``baseline <run-id>``) or ``"reference"`` for a result file
-    given as ``--cryobench-reference`` (named ``run <run-id>``).
+    ``kind`` is ``"baseline"`` (named ``baseline <run-id>``), ``"reference"`` for a result file
+    given as ``--cryobench-reference`` (named ``run <run-id>``) or ``"run"`` for a column of
+    ``cryobench compare`` (named by its run id alone).
     """
-    docs = [load_result(p, kind) for p in sibling_result_files(Path(path))]
+    docs = [load_result(p, "result file" if kind == "run" else kind) for p in sibling_result_files(Path(path))]
     tests: dict[tuple[str, str], dict[str, Any]] = {}
     for doc in docs:
         tests.update(result_tests(doc))
-    name = f"{'baseline' if kind == 'baseline' else 'run'} {docs[0]['run_id']}"
-    return Comparison(name, Path(path), run_context(docs[0]), tests, kind)
+    run_id = docs[0]["run_id"]
+    name = {"baseline": f"baseline {run_id}", "reference": f"run {run_id}"}.get(kind, run_id)
+    info = docs[0]["test_info"]
+    meta = {"instance_information": info.get("instance_information", {}), "created_at": info.get("created_at"),
+            "description": "", "command": info.get("command"), "cryobench_version": info.get("cryobench_version"),
+            "source_run": run_id, "anonymized": bool(info.get("anonymized"))}
+    return Comparison(name, Path(path), run_context(docs[0]), tests, kind, meta)
 
 
 def known_references(search_dirs: Iterable[Path]) -> dict[str, Path]:
@@ -235,3 +259,35 @@ def make_reference(docs: list[Mapping[str, Any]], name: str, description: str = 
     }
     validate(ref, "reference-1.schema.json", Path(f"<{name}>"), "reference")
     return ref
+
+
+def load_column(spec: str, search_dirs: Iterable[Path | None] = ()) -> Comparison:
+    """One column of ``cryobench compare``/``report``: a result file (its run's other group files
+    come along), a reference file, a shipped reference by name, or the JSON of CryoSPARC's
+    Benchmark job (converted on the fly, see :mod:`pytest_cryobench.cryosparc_import`).
+
+    Raises
+    ------
+    ResultFileError
+        Unknown name (listing the known ones), unreadable file, invalid JSON, wrong schema version,
+        or a JSON file of none of these kinds.
+    """
+    path = Path(spec).expanduser()
+    if not path.exists():
+        known = known_references([d for d in search_dirs if d is not None])
+        if spec not in known:
+            listing = ", ".join(sorted(known)) or "none are installed"
+            raise ResultFileError(f"{spec}: no such file, and no reference of that name (known: {listing})")
+        path = known[spec]
+    doc = read_json(path, "file")
+    if isinstance(doc, dict) and doc.get("kind") == RESULT_KIND:
+        return load_baseline(path, kind="run")
+    if isinstance(doc, dict) and doc.get("kind") == REFERENCE_KIND:
+        return comparison_from_reference(doc, path)
+    from .cryosparc_import import convert, is_cryosparc_document
+
+    if is_cryosparc_document(doc):
+        return comparison_from_reference(convert([doc], name=path.stem, sources=[path]), path)
+    raise ResultFileError(
+        f"{path} is neither a pytest-cryobench result or reference file nor a CryoSPARC Benchmark result "
+        "(a JSON object with 'type', 'timings' and 'test_info')")

@@ -96,7 +96,8 @@ def judge(*, group: str, outcome: str, reason: str | None, warm: bool,
     run_context, ref_context : mapping
         ``profile``, ``backend`` and ``data`` of the run and of the reference.
     ref_entry : mapping or None
-        The reference's entry for this case (``metrics``, ``outcome``), or ``None`` if absent.
+        The reference's entry for this case (``metrics``, ``outcome``, and ``not_comparable``: why an
+        imported figure has no counterpart here), or ``None`` if absent.
     tolerance : float
         Allowed slowdown ratio.
     """
@@ -107,6 +108,8 @@ def judge(*, group: str, outcome: str, reason: str | None, warm: bool,
         return Verdict(NOT_COMPARABLE, tolerance=tolerance, detail=mismatch)
     if ref_entry is None:
         return Verdict(NOT_COMPARABLE, tolerance=tolerance, detail="not in the reference")
+    if ref_entry.get("not_comparable"):
+        return Verdict(NOT_COMPARABLE, tolerance=tolerance, detail=str(ref_entry["not_comparable"]))
     if ref_entry.get("outcome", "passed") == "skipped":
         return Verdict(COULD_NOT_RUN, tolerance=tolerance, detail="it could not run in the reference")
     worst: tuple[float, str] | None = None

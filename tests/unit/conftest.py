@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_cryobench.results import CaseRecord, Metric, group_document
+from pathlib import Path
+
+from pytest_cryobench.results import CaseRecord, Metric, group_document, write_group
 
 RUN_ID = "cb20240102-030405"
 
@@ -130,3 +132,70 @@ def info_factory():
 @pytest.fixture
 def run_id() -> str:
     return RUN_ID
+
+
+# Runs written to disk, for the compare and report tools.
+
+def _record(group, test, seconds, subs, *, outcome="passed", reason=None, checks=True, tolerance=None,
+            rate=None):
+    """A case record whose headline metric is ``seconds`` and whose sub-timings are ``subs``
+    (name -> (share of the total, tag))."""
+    if outcome == "skipped":
+        return CaseRecord(group, test, f"bench::{test}", outcome="skipped", reason=reason)
+    metrics = {f"{test.split('[')[0]}_time": Metric(seconds, "s")}
+    if rate:
+        metrics["rate"] = Metric(rate / seconds, "MB/s", "higher")
+    timings = {name: share * seconds for name, (share, _) in subs.items()}
+    timings["total"] = seconds
+    return CaseRecord(group, test, f"bench::{test}", timings=timings,
+                      tags={name: [tag] for name, (_, tag) in subs.items()},
+                      stats={"median": seconds, "min": seconds, "max": seconds, "mean": seconds,
+                             "iqr": 0.01 * seconds, "rounds": 3},
+                      metrics=metrics, checks={"passed": checks}, outcome=outcome, reason=reason,
+                      info={"tolerance": tolerance} if tolerance else {})
+
+
+ENGINE_SUBS = {"setup_scales": (0.2, "PCIe"), "score": (0.5, "GPU"), "read_particles": (0.3, "IO")}
+
+
+def write_run(_info, directory: Path, run_id: str, factors: dict[str, float] | None = None, *,
+              profile="standard",
+              backend="numpy", skipped=(), bad_checks=(), created_at=1_763_700_000.0) -> Path:
+    """Result files of one run (fs and gpu groups); each test's time is its base time times
+    ``factors[test]``. Returns the gpu group's JSON path."""
+    factors = factors or {}
+    base = {("fs", "particle_random_read"): (0.80, {"read_particles": (1.0, "IO")}),
+            ("fs", "particle_cache"): (2.40, {"copy_particles": (1.0, "IO")}),
+            ("gpu", "fsc_loose[cpu]"): (0.50, {"mask": (0.6, "CPU"), "fsc": (0.4, "GPU")}),
+            ("gpu", "memory_single_linear10_max_C1[cpu]"): (4.00, ENGINE_SUBS),
+            ("gpu", "picking[cpu]"): (60.0, {"pick": (0.95, "GPU"), "ctf": (0.05, "GPU")})}
+    info = _info(profile=profile, backend=backend, created_at=created_at,
+                          command=f"pytest --cryobench --cryobench-profile={profile}")
+    path = None
+    for group in ("fs", "gpu"):
+        records = []
+        for (g, test), (seconds, subs) in base.items():
+            if g != group:
+                continue
+            records.append(_record(group, test, seconds * factors.get(test, 1.0), subs,
+                                   outcome="skipped" if test in skipped else "passed",
+                                   reason="no usable GPU" if test in skipped else None,
+                                   checks=test not in bad_checks, tolerance=1.5 if group == "fs" else None,
+                                   rate=100.0 if group == "fs" else None))
+        path = write_group(directory, group_document(group, records, info, run_id))[0]
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path, info_factory):
+    """Result files of three runs (gpu group paths): before, after (fsc slower, picking faster, engine could not run, cache checks failed) and a
+    run of another profile."""
+    before = write_run(info_factory, tmp_path, "cb20251101-080000")
+    after = write_run(info_factory, tmp_path, "cb20251102-080000",
+                      {"fsc_loose[cpu]": 1.6, "picking[cpu]": 0.5, "particle_cache": 1.1,
+                       "particle_random_read": 1.05},
+                      skipped=("memory_single_linear10_max_C1[cpu]",), bad_checks=("particle_cache",),
+                      created_at=1_763_786_400.0)
+    smoke = write_run(info_factory, tmp_path, "cb20251103-080000", {"picking[cpu]": 0.01}, profile="smoke",
+                      created_at=1_763_872_800.0)
+    return before, after, smoke

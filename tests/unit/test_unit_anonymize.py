@@ -26,7 +26,8 @@ def test_identifying_fields_are_redacted(fs_doc):
     assert machine["project_dir_device"] == REDACTED
     assert machine["project_dir_mountpoint"] == REDACTED
     assert info["gpu_bus_id"] == REDACTED
-    assert info["command"] == REDACTED
+    # the command keeps its options, not its paths
+    assert info["command"] == "pytest --cryobench --cryobench-project-dir <redacted>"
     assert info["job_params"]["project_dir"] == REDACTED
     assert info["job_params"]["benchmark_data_dir"] == REDACTED
     assert all(status["nodeid"] == REDACTED for status in out["status"].values())
@@ -91,3 +92,14 @@ def test_host_name_and_bus_ids_appear_nowhere(fs_doc):
 def test_paths_appear_nowhere(fs_doc):
     text = _json(anonymize_document(fs_doc))
     assert "/home/alice" not in text
+
+
+def test_commands_lose_paths_but_keep_options():
+    doc = {"test_info": {"command": "pytest --cryobench --cryobench-output=/srv/x/out -k 'engine and D7' "
+                                    "--cryobench-data ~/bench ./here --cryobench-profile=standard"},
+           "reference_command": "cryobench save-reference /home/bob/r_gpu.json --name lab"}
+    out = anonymize_document(doc)
+    assert out["test_info"]["command"] == ("pytest --cryobench --cryobench-output=<redacted> -k 'engine and D7' "
+                                           "--cryobench-data <redacted> <redacted> --cryobench-profile=standard")
+    assert out["reference_command"] == "cryobench save-reference <redacted> --name lab"
+    assert anonymize_document({"command": "pytest 'unbalanced"})["command"] == REDACTED
