@@ -62,6 +62,7 @@ def _write_new_json(doc: dict, out: Path, force: bool, command: str) -> bool:
         print(f"cryobench {command}: {out} exists; use --force to replace it", file=sys.stderr)
         return False
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as handle:
             json.dump(doc, handle, indent=2)
             handle.write("\n")
@@ -91,7 +92,10 @@ def _save_reference(args: argparse.Namespace) -> int:
         from .anonymize import anonymize_document
 
         ref = anonymize_document(ref)
-    out = Path(args.output) if args.output else Path(f"{args.name}.json")
+    if args.install:
+        out = _data_dir(args) / "references" / f"{args.name}.json"
+    else:
+        out = Path(args.output) if args.output else Path(f"{args.name}.json")
     if not _write_new_json(ref, out, args.force, "save-reference"):
         return 2
     groups = ", ".join(sorted(ref["tests"]))
@@ -387,7 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("results", nargs="+", help="result file(s) of one run; the run's other groups come along")
     save.add_argument("--name", required=True, help="reference name (letters, digits, . _ -)")
     save.add_argument("--description", help="what machine this is, in words")
-    save.add_argument("--output", "-o", help="where to write (default NAME.json)")
+    where = save.add_mutually_exclusive_group()
+    where.add_argument("--output", "-o", help="where to write (default NAME.json)")
+    where.add_argument("--install", action="store_true",
+                       help="write it to <data-dir>/references/NAME.json, where --cryobench-reference=NAME finds it")
+    save.add_argument("--data-dir", dest="data_dir", help="where generated data and your own references live")
     save.add_argument("--anonymize", action="store_true", help="strip host names, bus ids and paths")
     save.add_argument("--force", action="store_true", help="replace an existing file")
     save.set_defaults(func=_save_reference)

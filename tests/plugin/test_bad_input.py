@@ -131,7 +131,7 @@ def test_baseline_of_another_schema_version(pytester, particle_args, tmp_path):
     old.write_text(json.dumps({"schema_version": 99, "kind": "cryobench-result"}))
     result = pytester.runpytest(*particle_args, f"--cryobench-baseline={old}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*baseline*has schema version 99*reads version 1: upgrade pytest-cryobench*"])
+    result.stderr.fnmatch_lines(["*baseline*has schema version 99*reads version 1: it was written by a newer pytest-cryobench; upgrade this one*"])
 
 
 def test_sysctl_drop_caches_not_permitted(pytester, particle_args, monkeypatch, tmp_path):
