@@ -3,6 +3,12 @@
 ``cryobench run``
     runs the benchmark (``pytest --cryobench``) with the same options as the plugin, written
     without their prefix (``--profile smoke`` is ``--cryobench-profile smoke``);
+``cryobench requirements``
+    the same for the requirements and Live readiness checks (``-m requirements``);
+``cryobench compare`` / ``cryobench report``
+    runs and references side by side as a table, or as a self-contained HTML page;
+``cryobench references`` / ``cryobench import-cryosparc``
+    lists the known references; turns CryoSPARC Benchmark JSON into one;
 ``cryobench save-reference``
     turns a run's result files into a reference file;
 ``cryobench validate``
@@ -44,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     extra = list(args.pytest_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
+    if getattr(args, "marker", None):
+        argv += ["-m", args.marker]
     return subprocess.call([sys.executable, "-m", "pytest", *argv, *extra])
 
 
@@ -386,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pytest_args", nargs=argparse.REMAINDER,
                      help="further pytest arguments after '--', e.g. -- -m fs -k random")
     run.set_defaults(func=_run)
+
+    req = sub.add_parser("requirements", help="check this worker against CryoSPARC's hardware requirements and "
+                         "Live readiness (pytest --cryobench -m requirements)")
+    add_to_argparse(req, prefix="--")
+    req.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest arguments after '--'")
+    req.set_defaults(func=_run, marker="requirements")
 
     save = sub.add_parser("save-reference", help="make a reference file from a run's result files")
     save.add_argument("results", nargs="+", help="result file(s) of one run; the run's other groups come along")

@@ -29,7 +29,8 @@ from .verdicts import (
     COULD_NOT_RUN, DEFAULT_TOLERANCE, FASTER, NOT_COMPARABLE, PASS, SLOWER, Verdict, context_mismatch, judge)
 
 MARK_LABEL = {SLOWER: "SLOWER", FASTER: "faster", NOT_COMPARABLE: "n/c", COULD_NOT_RUN: "could not run",
-              PASS: "", "checks failed": "CHECKS FAILED", "absent": "-"}
+              PASS: "", "checks failed": "CHECKS FAILED", "absent": "-",
+              "below recommended": "below recommended", "below minimum": "BELOW MINIMUM"}
 CHANGED = frozenset({SLOWER, FASTER, "checks failed"})
 
 
@@ -58,6 +59,7 @@ class Cell:
     speedup: float | None = None
     mark: str = ""
     detail: str = ""
+    text: str | None = None
 
 
 @dataclasses.dataclass
@@ -137,8 +139,24 @@ def _test_order(columns: Sequence[Comparison], reference: int) -> list[tuple[str
     return sorted(keys, key=lambda key: rank.get(key[0], len(GROUPS)))  # stable: keeps test order
 
 
+def _requirement_cell(entry: Mapping[str, Any] | None, column: Comparison) -> Cell:
+    """A requirement is judged on its own tiers, not against the reference: the cell shows the
+    measured value and the tier it reached."""
+    from .requirements import format_value
+
+    if entry is None:
+        return Cell(mark="absent", detail=f"{column.name} has no such requirement")
+    req = entry.get("requirement")
+    if req is None:
+        return Cell(mark=COULD_NOT_RUN, detail=entry.get("reason") or "it did not run")
+    value = tuple(req["value"]) if isinstance(req["value"], list) else req["value"]
+    return Cell(mark=req["tier"], detail=req.get("detail", ""), text=format_value(value, req["unit"]))
+
+
 def _test_cell(group: str, test: str, entry: Mapping[str, Any] | None, column: Comparison, ref: Comparison,
                is_reference: bool, tolerance: float | None, group_total: float) -> Cell:
+    if group == "requirements":
+        return _requirement_cell(entry, column)
     seconds = headline_seconds(entry)
     pct = 100.0 * seconds / group_total if seconds is not None and group_total > 0 else None
     if entry is None:
@@ -237,6 +255,8 @@ def _sub_rows(group: str, test: str, entries: list[Mapping[str, Any]], reference
 
 
 def _speedup_text(cell: Cell) -> str:
+    if cell.text is not None:
+        return MARK_LABEL.get(cell.mark, cell.mark) or cell.mark
     if cell.mark == "ref":
         return "ref"
     label = MARK_LABEL.get(cell.mark, cell.mark)
@@ -247,6 +267,8 @@ def _speedup_text(cell: Cell) -> str:
 
 
 def _time_text(cell: Cell) -> str:
+    if cell.text is not None:
+        return cell.text
     return "-" if cell.seconds is None else format_seconds(cell.seconds)
 
 

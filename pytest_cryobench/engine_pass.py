@@ -390,12 +390,60 @@ def make_config(size: Any, n: int, apix: float, xp: Any, case: EngineCase,
     rotations, t = len(grid.matrices), len(shifts.shifts)
     g = len(symmetry_group(case.symmetry))
     if xp.__name__ == "cupy":
-        side = PAD * n
-        crop = 2 * PAD * r_reconstruct + 5
-        fixed = 8 * side**3 * 2 + 12 * rotations * k + 12 * crop**3
+        fixed = fixed_device_bytes(n, rotations, k, r_reconstruct)
         available = min(GPU_BUDGET, free_device_bytes if free_device_bytes is not None else GPU_BUDGET)
         budget = max(available * 0.5 - fixed, 64 << 20)
     else:
         budget = NUMPY_BATCH_BUDGET
     batch = ek.plan_batch(n, k_insert, t, rotations, g, budget, size.batch, marg=case.assignment == "marg")
     return PassConfig(grid, shifts, r_search, r_reconstruct, batch, apix)
+
+
+def fixed_device_bytes(n: int, rotations: int, k: int, r_reconstruct: int) -> int:
+    """Device bytes of a pass's fixed arrays: the padded reference and its transform (two
+    complex64 volumes of ``(2n)^3``), the projections (``12`` bytes per rotation and search
+    coefficient) and the reconstruction grids (complex64 sums and float32 weights over the
+    padded crop of radius ``r_reconstruct``)."""
+    side = PAD * n
+    crop = 2 * PAD * r_reconstruct + 5
+    return 8 * side**3 * 2 + 12 * rotations * k + 12 * crop**3
+
+
+def refinement_device_bytes(n: int, size: Any, batch: int = 32) -> int:
+    """Device bytes of a refinement pass at box ``n`` in this engine's memory plan: searching to
+    a quarter of the box (half Nyquist) over the profile's rotation grid, reconstructing to
+    Nyquist, with a batch of ``batch`` particles (C1, pose maximisation)."""
+    from .kernels.rotations import rotation_grid
+
+    rotations = len(rotation_grid(size.directions, size.psi_step_deg).matrices)
+    t = len(ek.shift_grid(size.shift_extent_px).shifts)
+    r_search, r_reconstruct = max(2, n // 4), n // 2 - 1
+    k = _coefficients(n, r_search)
+    k_insert = _coefficients(n, r_reconstruct)
+    per = ek.batch_bytes_per_particle(n, k_insert, t, rotations, 1)
+    return fixed_device_bytes(n, rotations, k, r_reconstruct) + batch * per
+
+
+def _coefficients(n: int, radius: int) -> int:
+    """Number of half-plane Fourier coefficients within ``radius`` of an ``n``-pixel image, as
+    :func:`fourier_coords` selects them, counted without building them."""
+    import numpy as np
+
+    ky = np.fft.fftfreq(n, 1.0 / n)
+    kx = np.arange(n // 2 + 1)
+    inside = (ky[:, None] ** 2 + kx[None, :] ** 2) <= radius**2
+    return int(np.count_nonzero(inside))
+
+
+def largest_box(memory_bytes: float, size: Any, *, usable: float = 0.9, step: int = 2) -> int:
+    """The largest box (a multiple of ``step``) whose refinement pass fits ``usable`` of
+    ``memory_bytes`` (the rest is left to the CUDA context and fragmentation)."""
+    budget = usable * memory_bytes
+    lo, hi = 0, 4096 // step
+    while lo < hi:  # binary search on the box / step
+        mid = (lo + hi + 1) // 2
+        if refinement_device_bytes(mid * step, size) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * step

@@ -85,6 +85,12 @@ def particle_source(pytestconfig: pytest.Config, cryobench_run: RunState,
 
 
 @pytest.fixture(scope="session")
+def project_work_dir(cryobench_run: RunState) -> Path:
+    """This run's own directory inside the project dir (removed at the end of the run)."""
+    return _project_work_dir(cryobench_run)
+
+
+@pytest.fixture(scope="session")
 def cache_work_dir(cryobench_run: RunState) -> Path:
     """This run's own directory inside the cache dir (skips the case under ``--cryobench-no-ssd``)."""
     if not cryobench_run.settings.use_ssd:

@@ -90,6 +90,27 @@ def parse_gpus(text: str) -> str | int | tuple[int, ...]:
     return indices
 
 
+def parse_positive_number(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise OptionError(f"{text!r} is not a number") from None
+    if not (value > 0 and value != float("inf")):
+        raise OptionError(f"{text!r} must be a positive number")
+    return value
+
+
+def parse_camera(text: str) -> str:
+    """A camera of CryoSPARC Live's memory table (see :mod:`pytest_cryobench.live`), by its name."""
+    from .errors import CryobenchError
+    from .live import camera
+
+    try:
+        return camera(str(text)).name
+    except CryobenchError as exc:
+        raise OptionError(str(exc)) from None
+
+
 def parse_path(text: str) -> Path:
     value = str(text).strip()
     if not value:
@@ -189,6 +210,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                _choice(("0", "1", "2")), "0", metavar="{0,1,2}"),
     OptionSpec("anonymize", "strip host names, bus ids and paths from the result files",
                parse_bool, False, flag=True),
+    OptionSpec("live-camera", "Live readiness: the camera whose movies to preprocess (K2, K2-superres, K3, "
+               "K3-superres, Falcon3, Falcon4, Falcon4-EER)", parse_camera, metavar="CAMERA"),
+    OptionSpec("live-rate", "Live readiness: the microscope's rate to keep up with, movies per hour",
+               parse_positive_number, metavar="MOVIES_PER_HOUR"),
 )
 
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}

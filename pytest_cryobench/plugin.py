@@ -57,6 +57,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         from . import runner
 
         runner.parametrize_devices(metafunc)
+        runner.parametrize_gpus(metafunc)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _enabled(config):
+        from . import runner
+
+        runner.deselect_unasked_requirements(config, items)
 
 
 @pytest.hookimpl(wrapper=True)

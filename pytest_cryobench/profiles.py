@@ -90,6 +90,25 @@ class EngineSize:
 
 
 @dataclasses.dataclass(frozen=True)
+class RequirementSize:
+    """Sizes of the requirements suite's measurements.
+
+    ``triad_elements`` is the length of each float64 array of the memory-bandwidth triad (STREAM
+    asks for 4x the last-level cache per array); ``storage_bytes`` the file read cold from the
+    project dir; ``random_bytes`` the file read in random 256 KiB pieces from the cache dir;
+    ``live_scale`` the linear size of the Live test movie relative to the camera's and
+    ``live_frames`` its frames (``None``: the camera's; fewer pixels or frames are extrapolated
+    to a whole movie).
+    """
+
+    triad_elements: int
+    storage_bytes: int
+    random_bytes: int
+    live_scale: float
+    live_frames: int | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """All sizes of one profile.
 
@@ -113,6 +132,7 @@ class Profile:
     picking_templates: int = 3
     picking_particles: int = 40
     engine: EngineSize = EngineSize(256, 48, 4, 4.0, 46, 30.0, 1, 10, 16, 0.05, 8, 64)
+    requirements: RequirementSize = RequirementSize(8 << 20, 64 << 20, 32 << 20, 0.125, 8)
 
 
 PROFILES = {
@@ -126,13 +146,15 @@ PROFILES = {
         tiff=MovieSize(3, 5760, 4092, 20), mrc=MovieSize(3, 3710, 3838, 20),
         eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3,
         fsc_box=256, nu_box=160, picking_size=4096, picking_templates=10, picking_particles=600,
-        engine=EngineSize(4_000, 128, 20, 2.0, 103, 20.0, 1, 20, 32, 0.01, 20, 500)),
+        engine=EngineSize(4_000, 128, 20, 2.0, 103, 20.0, 1, 20, 32, 0.01, 20, 500),
+        requirements=RequirementSize(64 << 20, 1 << 30, 512 << 20, 0.5, 16)),
     "full": Profile(
         "full", ParticleStackSize(50_000, 256, 500),
         tiff=MovieSize(3, 11520, 8184, 70), mrc=MovieSize(3, 3710, 3838, 44),
         eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3,
         fsc_box=384, nu_box=256, picking_size=4096, picking_micrographs=2, picking_templates=20,
-        picking_particles=600, engine=EngineSize(20_000, 256, 100, 1.0, 412, 10.0, 2, 40, 64, 0.01, 40, 1000)),
+        picking_particles=600, engine=EngineSize(20_000, 256, 100, 1.0, 412, 10.0, 2, 40, 64, 0.01, 40, 1000),
+        requirements=RequirementSize(128 << 20, 4 << 30, 2 << 30, 1.0, None)),
 }
 
 

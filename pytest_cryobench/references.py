@@ -146,6 +146,8 @@ def result_tests(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]
             entry["warm"] = True
         if status.get("reason"):
             entry["reason"] = status["reason"]
+        if status.get("info", {}).get("requirement"):
+            entry["requirement"] = status["info"]["requirement"]
         tolerance = status.get("info", {}).get("tolerance")
         if tolerance is not None:
             entry["tolerance"] = tolerance

@@ -111,3 +111,45 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
     for (name, detail), count in not_comparable.items():
         notes.append(f"vs {name}: {count} case(s) not comparable: {detail}")
     return notes
+
+
+def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
+    """Rows of the requirements table: requirement, measured, minimum, recommended, verdict."""
+    from .requirements import COULD_NOT_RUN, format_value
+
+    rows = [["requirement", "measured", "minimum", "recommended", "verdict"]]
+    for rec in records:
+        req = rec.info.get("requirement")
+        if req is None:
+            verdict = COULD_NOT_RUN if rec.outcome == "skipped" else OUTCOME_LABEL.get(rec.outcome, rec.outcome)
+            rows.append([rec.test, "-", "-", "-", verdict])
+            continue
+        unit = req["unit"]
+        as_value = (lambda v: tuple(v) if isinstance(v, list) else v)  # noqa: E731 - versions come back as lists
+        rows.append([rec.test, format_value(as_value(req["value"]), unit),
+                     format_value(as_value(req["minimum"]), unit) if req["minimum"] is not None else "-",
+                     format_value(as_value(req["recommended"]), unit) if req["recommended"] is not None else "-",
+                     req["tier"] if rec.outcome != "error" else "ERROR"])
+    return rows
+
+
+def render_requirements(records: Sequence[CaseRecord]) -> list[str]:
+    """The requirements table, then one line per case that is not ``pass`` saying why."""
+    rows = requirement_rows(records)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    notes = []
+    not_run: dict[str, list[str]] = {}  # one line per reason: "no GPU" covers many cases
+    for rec in records:
+        req = rec.info.get("requirement")
+        if req is not None and req["tier"] != "pass":
+            notes.append(f"{rec.test}: {req['tier']}: {req['detail']} [{req['source']}]")
+        elif req is None and rec.reason:
+            label = "could not run" if rec.outcome == "skipped" else rec.outcome
+            not_run.setdefault(f"{label}: {rec.reason}", []).append(rec.test)
+    notes += [f"{', '.join(tests)}: {reason}" for reason, tests in not_run.items()]
+    return lines + ([""] + notes if notes else [])

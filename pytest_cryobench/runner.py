@@ -20,7 +20,7 @@ from .locations import bundled_dir
 from .machine import instance_information
 from .options import OptionError
 from .references import load_baseline, load_reference
-from .report import render_notes, render_table
+from .report import render_notes, render_requirements, render_table
 from .results import CaseRecord, group_document, write_group
 from .session import RunState, build_test_info, command_line, new_run_id
 from .settings import build_settings
@@ -112,6 +112,32 @@ def parametrize_devices(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("cryobench_device", labels, scope="function")
 
 
+def parametrize_gpus(metafunc: pytest.Metafunc) -> None:
+    """Run requirement cases that use ``cryobench_gpu`` once per selected GPU that NVML lists,
+    whatever the array backend (``gpu`` alone when there is none: the case says why)."""
+    if "cryobench_gpu" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[RUN_KEY]
+    try:
+        gpus = select_gpus(state.inventory, state.settings.gpus)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    metafunc.parametrize("cryobench_gpu", [f"gpu{g.index}" for g in gpus] or ["gpu"], scope="function")
+
+
+def deselect_unasked_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The requirements suite answers another question than the benchmark: it runs only when asked
+    for by marker (``-m requirements``, as ``cryobench requirements`` does)."""
+    if "requirements" in (config.option.markexpr or ""):
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("requirements") is not None else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def backend_for(state: RunState, device_label: str):
     """The backend of one case, or ``pytest.skip`` with the reason no GPU can be used."""
     if device_label == "cpu":
@@ -171,7 +197,8 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
         return None
     if failed_checks:
         record.outcome = "failed"
-        record.reason = "wrong answer: " + "; ".join(failed_checks)
+        lead = "below the minimum requirement: " if record.group == "requirements" else "wrong answer: "
+        record.reason = lead + "; ".join(c.removeprefix("minimum: ") for c in failed_checks)
         return record.reason
     slower = [f"{name}: {v['detail']}" for name, v in record.verdicts.items() if v["verdict"] == SLOWER]
     if slower and not state.settings.no_fail:
@@ -259,17 +286,24 @@ def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
         return
     tr = terminalreporter
     tr.write_sep("=", f"cryobench {state.run_id} ({state.settings.profile} profile)")
+    benchmark = [r for r in state.records if r.group != "requirements"]
+    requirements = [r for r in state.records if r.group == "requirements"]
     if not state.records:
         tr.write_line("no benchmark case ran")
-    else:
+    if benchmark:
         names = [c.name for c in state.comparisons]
-        for line in render_table(state.records, names):
+        for line in render_table(benchmark, names):
             tr.write_line(line)
-        notes = render_notes(state.records, names)
+        notes = render_notes(benchmark, names)
         if notes:
             tr.write_line("")
             for note in notes:
                 tr.write_line(note)
+    if requirements:
+        if benchmark:
+            tr.write_line("")
+        for line in render_requirements(requirements):
+            tr.write_line(line)
     for problem in state.problems:
         tr.write_line(f"ERROR: {problem}", red=True)
     if state.written:

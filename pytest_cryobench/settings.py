@@ -43,6 +43,8 @@ class Settings:
     anonymize: bool
     eer_fractions: int | None
     eer_superres: int
+    live_camera: str | None
+    live_rate: float | None
     sources: Mapping[str, str]
 
     @property
@@ -110,5 +112,7 @@ def build_settings(
         anonymize=values["anonymize"],
         eer_fractions=values["eer-fractions"],
         eer_superres=int(values["eer-superres"]),
+        live_camera=values["live-camera"],
+        live_rate=values["live-rate"],
         sources=sources,
     )

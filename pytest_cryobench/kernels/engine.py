@@ -350,7 +350,12 @@ def plan_batch(n: int, k: int, t: int, r: int, g: int, budget_bytes: float, cap:
     int
         At least 1.
     """
+    return int(max(1, min(cap, budget_bytes // batch_bytes_per_particle(n, k, t, r, g, marg))))
+
+
+def batch_bytes_per_particle(n: int, k: int, t: int, r: int, g: int, marg: bool = False) -> int:
+    """Device bytes one particle of a batch takes (see :func:`plan_batch` for what is counted)."""
     per = 12 * n * n + 12 * k + 24 * t * k + 4 * t * r + 96 * g * k
     if marg:
         per += 24 * t * r
-    return int(max(1, min(cap, budget_bytes // per)))
+    return per

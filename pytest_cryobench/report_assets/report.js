@@ -4,7 +4,7 @@ const D=JSON.parse(document.getElementById('cryobench-data').textContent);
 const NS='http://www.w3.org/2000/svg';
 const COLS=['#4e79a7','#f28e2b','#59a14f','#e15759','#76b7b2','#edc948','#b07aa1','#ff9da7','#9c755f'];
 const TAGC={CPU:'#4e79a7',GPU:'#59a14f',PCIe:'#f28e2b',Alloc:'#b07aa1',IO:'#e15759','':'#bab0ac'};
-const CLS={slower:'slower',faster:'faster','not comparable':'nc','could not run':'cnr','checks failed':'checks'};
+const CLS={'below minimum':'slower','below recommended':'nc',slower:'slower',faster:'faster','not comparable':'nc','could not run':'cnr','checks failed':'checks'};
 function el(n,a,t){const e=document.createElementNS(NS,n);for(const k in a)e.setAttribute(k,a[k]);if(t!==undefined)e.textContent=t;return e;}
 function h(n,a,t){const e=document.createElement(n);for(const k in a)e.setAttribute(k,a[k]);if(t!==undefined)e.textContent=t;return e;}
 function fmt(s){if(s===null||s===undefined)return '-';if(s>=100)return s.toFixed(1);if(s>=1)return s.toFixed(3);if(s>=1e-3)return s.toFixed(4);return s.toExponential(2);}
@@ -19,7 +19,7 @@ function barChart(g){
     svg.appendChild(el('text',{x:left-8,y:y0+n*bh/2+4,'text-anchor':'end'},t.test));
     t.cells.forEach((c,ci)=>{
       const y=y0+ci*bh;
-      if(c.seconds===null){svg.appendChild(el('text',{x:left+4,y:y+bh-3,fill:'#888'},c.label||'-'));return;}
+      if(c.seconds===null){svg.appendChild(el('text',{x:left+4,y:y+bh-3,fill:'#888'},(c.text?c.text+'  ':'')+(c.label||(c.text?'':'-'))));return;}
       const w=Math.max(1,width*c.seconds/mx);
       const r=el('rect',{x:left,y:y,width:w.toFixed(1),height:bh-2,fill:COLS[ci%COLS.length],class:'bar'});
       r.appendChild(el('title',{},D.columns[ci].name+': '+fmt(c.seconds)+' s'+(c.detail?' ('+c.detail+')':'')));
@@ -61,8 +61,8 @@ function table(g){
   D.columns.forEach(c=>{const th=h('th',{colspan:3},c.name+(c.reference?' (reference)':''));hr.appendChild(th);});t.appendChild(hr);
   const h2=h('tr');h2.appendChild(h('th'));D.columns.forEach(()=>{['Time (s)','Pct','Speedup'].forEach(x=>h2.appendChild(h('th',{},x)));});t.appendChild(h2);
   g.tests.forEach(r=>{const tr=h('tr');tr.appendChild(h('td',{class:'l'},r.test));
-    r.cells.forEach(c=>{tr.appendChild(h('td',{},fmt(c.seconds)));tr.appendChild(h('td',{},c.pct===null?'-':c.pct.toFixed(1)+'%'));
-      const sp=c.mark==='ref'?'ref':(c.speedup!==null?c.speedup.toFixed(2)+'x ':'')+(c.label||'');
+    r.cells.forEach(c=>{tr.appendChild(h('td',{},c.text||fmt(c.seconds)));tr.appendChild(h('td',{},c.pct===null?'-':c.pct.toFixed(1)+'%'));
+      const sp=c.text?(c.label||c.mark):c.mark==='ref'?'ref':(c.speedup!==null?c.speedup.toFixed(2)+'x ':'')+(c.label||'');
       const td=h('td',{class:CLS[c.mark]||'',title:c.detail||''},sp||'-');tr.appendChild(td);});
     t.appendChild(tr);});
   return t;
