@@ -271,11 +271,11 @@ def test_live_gpu_memory(cryobench_case, cryobench_run, job):
            f"smallest GPU: {smallest.name}{what}", gpu=smallest.name)
 
 
-def test_live_throughput(cryobench_case, cryobench_run, cryobench_profile, project_work_dir):
+def test_live_throughput(cryobench_case, cryobench_run, cryobench_profile, project_work_dir, benchmark):
     s = cryobench_run.settings
     if s.live_camera is None or s.live_rate is None:
         pytest.skip("give --cryobench-live-camera and --cryobench-live-rate (movies per hour) to check "
                     "whether preprocessing keeps up with the microscope")
     from pytest_cryobench.live_readiness import measure_throughput
 
-    measure_throughput(cryobench_case, cryobench_run, cryobench_profile, project_work_dir, SEED)
+    measure_throughput(cryobench_case, cryobench_run, cryobench_profile, project_work_dir, SEED, benchmark)

@@ -213,6 +213,57 @@ def _next_ifd_offset(tif, ifd_offset: int) -> int:
     return struct.unpack(t.offsetformat, link)[0] if len(link) == t.offsetsize else -1
 
 
+def _open_tiff(source: Any):
+    import io
+
+    import tifffile
+
+    return tifffile.TiffFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+
+
+def tiff_layout(source: Any, name: Any) -> tuple[int, tuple[int, int], np.dtype]:
+    """Frames, frame shape and dtype of a TIFF movie (a path, or its bytes in memory).
+
+    Raises
+    ------
+    CryobenchError
+        No frames, or frames of different shapes or not 2-D (other problems raise tifffile's own
+        exceptions, which callers turn into one message).
+    """
+    with _open_tiff(source) as tif:
+        pages = list(tif.pages)
+        if not pages:
+            raise CryobenchError(f"{name}: this TIFF movie has no readable frames; is the file damaged?")
+        shape, dtype = pages[0].shape, pages[0].dtype
+        if any(page.shape != shape for page in pages) or len(shape) != 2:
+            raise CryobenchError(f"{name}: frames of different shapes, or not 2-D")
+    return len(pages), (int(shape[0]), int(shape[1])), dtype
+
+
+def decode_tiff_pages(source: Any, n_pages: int, threads: int, decode_page: Callable[[Any, int], None]) -> None:
+    """Call ``decode_page(page, i)`` for every page of a TIFF movie, on ``threads`` workers.
+
+    Each worker has its own TiffFile over the file (or the same bytes in memory): through one
+    shared TiffFile, concurrent page reads corrupted strips now and then (IMCD_LZW_INVALID); its
+    handle's lock is a no-op unless ``set_lock(True)``, and separate handles avoid the lock.
+    """
+    workers = max(1, min(int(threads), n_pages))
+
+    def work(worker: int) -> None:
+        with _open_tiff(source) as own:
+            own_pages = own.pages
+            for i in range(worker, n_pages, workers):
+                decode_page(own_pages[i], i)
+
+    if workers == 1:
+        work(0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, range(workers)))
+
+
 def decode_tiff(path: Path, threads: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode every frame of an LZW TIFF movie; returns each frame's total counts.
 
@@ -236,44 +287,27 @@ def decode_tiff(path: Path, threads: int) -> tuple[np.ndarray, tuple[int, int]]:
     frame_shape : tuple of int
         ``(height, width)`` of a frame, pixels.
     """
-    import tifffile
+    import threading
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            pages = list(tif.pages)
-            if not pages:
-                raise CryobenchError(f"{path}: this TIFF movie has no readable frames; is the file damaged?")
-            shape = pages[0].shape
-            if any(page.shape != shape for page in pages):
-                raise CryobenchError(f"{path}: frames of different shapes")
-        n_pages = len(pages)
+        n_pages, shape, _ = tiff_layout(path, path)
         sums = np.empty(n_pages, dtype=np.int64)
-        workers = max(1, min(int(threads), n_pages))
+        local = threading.local()
 
-        def work(worker: int) -> None:
-            # Each worker has its own file handle. Through one shared TiffFile, concurrent page
-            # reads corrupted strips now and then (IMCD_LZW_INVALID): its handle's lock is a no-op
-            # unless set_lock(True), and separate handles avoid the lock altogether.
-            frame = np.empty(shape, dtype=np.uint8)
-            with tifffile.TiffFile(path) as own:
-                own_pages = own.pages
-                for i in range(worker, n_pages, workers):
-                    own_pages[i].asarray(out=frame, maxworkers=1)
-                    # Row sums fit uint32 (at most 255 * width); far cheaper than an int64 sum.
-                    sums[i] = frame.sum(axis=1, dtype=np.uint32).sum(dtype=np.int64)
+        def decode_page(page: Any, i: int) -> None:
+            frame = getattr(local, "frame", None)
+            if frame is None:
+                frame = local.frame = np.empty(shape, dtype=np.uint8)
+            page.asarray(out=frame, maxworkers=1)
+            # Row sums fit uint32 (at most 255 * width); far cheaper than an int64 sum.
+            sums[i] = frame.sum(axis=1, dtype=np.uint32).sum(dtype=np.int64)
 
-        if workers == 1:
-            work(0)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(work, range(workers)))
+        decode_tiff_pages(path, n_pages, threads, decode_page)
     except CryobenchError:
         raise
     except Exception as exc:
         raise _tiff_error(path, exc) from None
-    return sums, (int(shape[0]), int(shape[1]))
+    return sums, shape
 
 
 def check_mrc(path: Path) -> tuple[int, int, int]:

@@ -127,3 +127,39 @@ def test_results_reach_compare(pytester, smoke_args, bench_dirs, fast_probes, ca
     out = capsys.readouterr().out
     assert "[requirements]" in out
     assert any(line.startswith("kernel ") and ("pass" in line or "below" in line) for line in out.splitlines())
+
+
+@pytest.mark.parametrize("rate, outcome", [(10, "passed"), (1e9, "failed")])
+def test_live_throughput_on_the_cpu(pytester, smoke_args, bench_dirs, fast_probes, rate, outcome):
+    result = pytester.runpytest_inprocess(*smoke_args, "-m", "requirements", "-k", "live_throughput",
+                                          "--cryobench-backend=numpy", "--cryobench-live-camera=K3",
+                                          f"--cryobench-live-rate={rate:g}", "-p", "no:randomly")
+    doc, status = _requirements(bench_dirs["out"])
+    case = status["live_throughput"]
+    assert case["outcome"] == outcome, case["reason"]
+    req = case["info"]["requirement"]
+    assert req["camera"] == "K3" and req["lanes"] == 1 and req["scale_factor"] > 1
+    assert doc["checks"]["live_throughput"]["shifts_passed"] is True
+    assert set(doc["timings"]["live_throughput"]) == {"read", "decompress", "upload", "gain", "align", "total"}
+    assert doc["tags"]["live_throughput"]["read"] == ["IO"]
+    seconds = doc["metrics"]["live_throughput"]["seconds_per_movie"]["value"]
+    assert req["value"] == pytest.approx(3600 / seconds)
+    if outcome == "passed":
+        assert req["detail"].startswith("keeps up: K3 movies take")
+    else:
+        result.stdout.fnmatch_lines(["*below the minimum requirement: Live preprocessing keeps up with the "
+                                     "microscope: * movies/h is below the minimum 1,000,000,000 movies/h; "
+                                     "falls behind by *"])
+
+
+def test_live_throughput_without_gpu_says_how_to_measure_the_cpu(pytester, smoke_args, bench_dirs, fast_probes):
+    import pytest_cryobench.session as session
+
+    fast_probes.setattr(session, "query_gpus", lambda: GpuInventory((), error="NVML is not usable (no driver)"))
+    pytester.runpytest_inprocess(*smoke_args, "-m", "requirements", "-k", "live_throughput",
+                                 "--cryobench-live-camera=Falcon4-EER", "--cryobench-live-rate=200",
+                                 "-p", "no:randomly")
+    _, status = _requirements(bench_dirs["out"])
+    reason = status["live_throughput"]["reason"]
+    assert status["live_throughput"]["outcome"] == "skipped"
+    assert "no usable GPU: NVML is not usable (no driver)" in reason and "--cryobench-backend numpy" in reason
