@@ -145,9 +145,10 @@ REQUIREMENTS: dict[str, Requirement] = {r.key: r for r in (
     Requirement("kernel", "Linux kernel newer than the 3.10 era", "version", (3, 11), (4, 4),
                 source="CryoSPARC's guide: CUDA is unstable on 3.10 kernels (CentOS 7); Ubuntu 16.04+ "
                        "(kernel 4.4) is the best-tested platform"),
-    Requirement("largest_box", "largest reconstruction box the GPU holds", "px", 256, 700,
-                source="the engine's memory plan; minimum: the benchmark's particle box (256); "
-                       "recommended: the guide's 12 GB GPU handles about 700^3", per_gpu=True),
+    Requirement("largest_box", "largest reconstruction box the GPU holds", "px", 256, None,
+                source="the engine's memory plan; minimum: the benchmark's particle box (256); no "
+                       "recommended tier: the guide's 'a 12 GB GPU handles about 700^3' is CryoSPARC's own "
+                       "memory use, not this engine's", per_gpu=True),
     Requirement("live_gpu_lanes", "GPUs for Live: preprocessing, streaming 2D + 3D, auxiliary", "GPUs", 3, 4,
                 source=f"{LIVE}: 1 preprocessing + 2 reconstruction (auxiliary may share them) = 3 can do "
                        "all; 4 recommended"),
