@@ -20,6 +20,32 @@ def test_run_shares_the_plugin_options(tmp_path, bench_dirs, monkeypatch):
     assert doc["test_info"]["job_params"]["use_ssd"] is False
 
 
+def test_requirements_command_runs_the_requirements_suite(tmp_path, bench_dirs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["requirements", "--profile", "smoke", "--data-dir", str(bench_dirs["data"]),
+                 "--output", str(bench_dirs["out"]), "--project-dir", str(bench_dirs["project"]),
+                 "--cache-dir", str(bench_dirs["cache"]), "--run-id", "clireq", "--live-camera", "falcon4 eer",
+                 "--", "-q", "-k", "kernel or platform or live_gpu_memory", "-p", "no:cacheprovider"])
+    assert code == 0
+    doc = json.loads((bench_dirs["out"] / "clireq_requirements_benchmark_data.json").read_text())
+    assert set(doc["timings"]) >= {"kernel", "platform", "live_gpu_memory_preprocessing"}
+    assert not list(bench_dirs["out"].glob("clireq_fs_*"))  # only the requirements group ran
+
+
+def test_save_reference_install_puts_it_where_names_are_found(tmp_path, bench_dirs, capsys):
+    from pytest_cryobench.references import load_reference
+
+    main(["run", "--profile", "smoke", "--data-dir", str(bench_dirs["data"]), "--output", str(bench_dirs["out"]),
+          "--project-dir", str(bench_dirs["project"]), "--no-ssd", "--run-id", "inst",
+          "--", "-q", "-k", "sequential", "-p", "no:cacheprovider"])
+    assert main(["save-reference", str(bench_dirs["out"] / "inst_fs_benchmark_data.json"), "--name=ws1",
+                 "--install", "--data-dir", str(bench_dirs["data"])]) == 0
+    installed = bench_dirs["data"] / "references" / "ws1.json"
+    assert installed.exists()
+    assert load_reference("ws1", [bench_dirs["data"] / "references"]).path == installed
+    assert json.loads(installed.read_text())["reference_command"].startswith("cryobench save-reference ")
+
+
 def test_validate_exit_status(tmp_path, capsys):
     good = tmp_path / "ref.json"
     good.write_text(json.dumps({"schema_version": 1, "kind": "cryobench-reference", "name": "ok",

@@ -127,6 +127,15 @@ def test_results_reach_compare(pytester, smoke_args, bench_dirs, fast_probes, ca
     out = capsys.readouterr().out
     assert "[requirements]" in out
     assert any(line.startswith("kernel ") and ("pass" in line or "below" in line) for line in out.splitlines())
+    page = bench_dirs["out"] / "req.html"
+    main(["report", str(path), "--html", str(page)])
+    import re
+
+    payload = re.search(r'<script type="application/json" id="cryobench-data">(.*?)</script>', page.read_text(), re.S)
+    groups = json.loads(payload.group(1).replace("<\\/", "</"))["groups"]
+    cells = {t["test"]: t["cells"][0] for g in groups if g["group"] == "requirements" for t in g["tests"]}
+    assert cells["open_files"]["text"].endswith(" files")
+    assert cells["kernel"]["mark"] in ("pass", "below recommended", "below minimum")
 
 
 @pytest.mark.parametrize("rate, outcome", [(10, "passed"), (1e9, "failed")])
