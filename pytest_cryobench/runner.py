@@ -130,12 +130,15 @@ def deselect_unasked_requirements(config: pytest.Config, items: list[pytest.Item
     for by marker (``-m requirements``, as ``cryobench requirements`` does)."""
     if "requirements" in (config.option.markexpr or ""):
         return
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}  # a module given by path asks for it
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("requirements") is not None else keep).append(item)
+        asked = Path(item.path).resolve() in named
+        (drop if item.get_closest_marker("requirements") is not None and not asked else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+        config.stash[RUN_KEY].requirements_not_asked = len(drop)
 
 
 def backend_for(state: RunState, device_label: str):
@@ -304,6 +307,9 @@ def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
             tr.write_line("")
         for line in render_requirements(requirements):
             tr.write_line(line)
+    if state.requirements_not_asked:
+        tr.write_line(f"({state.requirements_not_asked} hardware requirement checks not run: add -m requirements, "
+                      "or run cryobench requirements)")
     for problem in state.problems:
         tr.write_line(f"ERROR: {problem}", red=True)
     if state.written:

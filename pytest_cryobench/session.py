@@ -37,6 +37,8 @@ class RunState:
         ``--cryobench-keep-data``.
     written : list of Path
         Result files written.
+    requirements_not_asked : int
+        Requirement cases left out because ``-m requirements`` was not given.
     """
 
     settings: Settings
@@ -48,6 +50,7 @@ class RunState:
     work_dirs: list[Path] = dataclasses.field(default_factory=list)
     written: list[Path] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    requirements_not_asked: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
     interrupted: bool = False
     _inventory: GpuInventory | None = None

@@ -33,6 +33,14 @@ def test_not_run_unless_asked_for(pytester, smoke_args):
     assert "bench_requirements" not in result.stdout.str()
     result = pytester.runpytest(*smoke_args, "-m", "requirements", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*bench_requirements.py::test_memory_bandwidth*"])
+    result = pytester.runpytest(*smoke_args, "-m", "cpu")
+    result.stdout.fnmatch_lines(["*hardware requirement checks not run: add -m requirements*"])
+    # a path to the suite asks for it too
+    from pytest_cryobench.locations import bundled_dir
+
+    suite = bundled_dir("bench_suites") / "bench_requirements.py"
+    result = pytester.runpytest(*smoke_args, f"{suite}::test_kernel", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
 
 
 def test_no_gpu_cpu_requirements_still_checked(pytester, smoke_args, bench_dirs, fast_probes):
