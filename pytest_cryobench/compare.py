@@ -287,6 +287,8 @@ def render_text(table: CompareTable) -> list[str]:
     body: list[list[str] | str] = []
     for group in table.groups:
         body.append(f"[{group}]")
+        if group == "requirements":  # judged on their own tiers: the value measured and the tier reached
+            body.append(["", *([""] if detail else []), *(["Measured", "", "Verdict"] * len(table.columns))])
         for row in table.rows:
             if row.group != group:
                 continue

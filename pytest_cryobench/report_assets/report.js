@@ -56,10 +56,10 @@ function breakdown(g){
   });
   charts++;return svg;
 }
-function table(g){
+function table(g,req){
   const t=h('table',{class:'verdicts'});const hr=h('tr');hr.appendChild(h('th',{class:'l'},'test'));
   D.columns.forEach(c=>{const th=h('th',{colspan:3},c.name+(c.reference?' (reference)':''));hr.appendChild(th);});t.appendChild(hr);
-  const h2=h('tr');h2.appendChild(h('th'));D.columns.forEach(()=>{['Time (s)','Pct','Speedup'].forEach(x=>h2.appendChild(h('th',{},x)));});t.appendChild(h2);
+  const h2=h('tr');h2.appendChild(h('th'));D.columns.forEach(()=>{(req?['Measured','','Verdict']:['Time (s)','Pct','Speedup']).forEach(x=>h2.appendChild(h('th',{},x)));});t.appendChild(h2);
   g.tests.forEach(r=>{const tr=h('tr');tr.appendChild(h('td',{class:'l'},r.test));
     r.cells.forEach(c=>{tr.appendChild(h('td',{},c.text||fmt(c.seconds)));tr.appendChild(h('td',{},c.pct===null?'-':c.pct.toFixed(1)+'%'));
       const sp=c.text?(c.label||c.mark):c.mark==='ref'?'ref':(c.speedup!==null?c.speedup.toFixed(2)+'x ':'')+(c.label||'');
@@ -70,11 +70,12 @@ function table(g){
 const root=document.getElementById('groups');
 D.groups.forEach(g=>{
   const sec=h('section',{id:'group-'+g.group});sec.appendChild(h('h2',{},g.group+' ('+g.tests.length+' tests)'));
-  sec.appendChild(h('h3',{},'Time per test, scaled to the slowest column of each test'));sec.appendChild(barChart(g));
+  const req=g.group==='requirements';
+  if(!req){sec.appendChild(h('h3',{},'Time per test, scaled to the slowest column of each test'));sec.appendChild(barChart(g));}
   const b=breakdown(g);if(b){sec.appendChild(h('h3',{},'Where the time goes: sub-timings by component tag, scaled to the slowest column of each test'));
     const lg=h('div',{class:'legend'});Object.keys(D.tags).forEach(k=>{const s=h('span');const sw=h('span',{class:'sw',style:'background:'+TAGC[k]});s.appendChild(sw);s.appendChild(document.createTextNode(k+': '+D.tags[k]));lg.appendChild(s);});
     sec.appendChild(lg);sec.appendChild(b);}
-  sec.appendChild(h('h3',{},'Figures and verdicts'));sec.appendChild(table(g));root.appendChild(sec);
+  sec.appendChild(h('h3',{},req?'Measured values and verdicts (minimum and recommended tiers)':'Figures and verdicts'));sec.appendChild(table(g,req));root.appendChild(sec);
 });
 document.documentElement.setAttribute('data-charts-rendered',String(charts));
 })();
