@@ -109,7 +109,7 @@ def test_memory_bandwidth(cryobench_case, cryobench_profile):
     result = probes.stream_triad(cryobench_profile.requirements.triad_elements, threads)
     cryobench_case.metric("memory_bandwidth", result.gb_per_s, "GB/s", "higher")
     report(cryobench_case, REQUIREMENTS["memory_bandwidth"], result.gb_per_s,
-           f"STREAM triad, {threads} thread(s), 3 x {result.elements * 8 / 1e6:.0f} MB arrays, best of "
+           f"STREAM triad, {threads} thread(s), 3 x {result.elements * 8 / 2**20:.0f} MiB arrays, best of "
            f"{len(result.seconds)}", threads=threads, elements=result.elements, seconds=result.seconds)
 
 
@@ -131,7 +131,7 @@ def test_project_storage_read(cryobench_case, cryobench_run, cryobench_profile, 
     cryobench_case.metric("project_storage_read", result.mb_per_s, "MB/s", "higher")
     warm = f"; {result.residency:.0%} of the file was still cached: not a cold read" if result.residency > 0.05 else ""
     report(cryobench_case, requirement, result.mb_per_s,
-           f"{result.bytes / 1e6:.0f} MB read cold from {cryobench_run.settings.project_dir} in "
+           f"{result.bytes / 2**20:.0f} MiB read cold from {cryobench_run.settings.project_dir} in "
            f"{result.seconds:.2f} s; recommended scaled to {gpus} GPU(s){warm}",
            bytes=result.bytes, seconds=result.seconds, residency=result.residency)
 

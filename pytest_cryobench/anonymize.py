@@ -35,11 +35,22 @@ def _scrub_command(command: str, secrets: list[str]) -> str:
                     for part in out)
 
 
+def _identifying(key: str, item: Any) -> bool:
+    """Whether ``item`` under ``key`` identifies a machine or a person: host names and bus ids
+    always; a path key's value only when it is a path (``source: "synthetic"`` is not)."""
+    if not isinstance(item, str):
+        return item is not None and key in _HOST_KEYS | _BUS_KEYS
+    if key in _PATH_KEYS:
+        return "/" in item or ":" in item
+    return key in _HOST_KEYS | _BUS_KEYS
+
+
 def _secrets(value: Any, found: set[str]) -> None:
-    """Collect the values of identifying keys, to scrub them from free text as well."""
+    """Collect identifying values to scrub from free text as well: paths, host names and bus ids
+    (a user name is redacted in its field only; scrubbing "root" from text would garble it)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in _REDACT_KEYS and isinstance(item, str) and len(item) > 1:
+            if key != "user" and _identifying(key, item) and isinstance(item, str) and len(item) > 1:
                 found.add(item)
             _secrets(item, found)
     elif isinstance(value, list):
@@ -49,15 +60,15 @@ def _secrets(value: Any, found: set[str]) -> None:
 
 def _scrub(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, dict):
-        return {key: REDACTED if key in _REDACT_KEYS and item is not None
+        return {key: REDACTED if _identifying(key, item)
                 else _scrub_command(item, secrets) if key in _COMMAND_KEYS and isinstance(item, str)
                 else _scrub(item, secrets)
                 for key, item in value.items()}
     if isinstance(value, list):
         return [_scrub(item, secrets) for item in value]
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
+        for secret in secrets:  # whole words only: a host "vm" must not eat "vmlinuz"
+            value = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w-])", REDACTED, value)
     return value
 
 

@@ -72,7 +72,7 @@ def _write_new_json(doc: dict, out: Path, force: bool, command: str) -> bool:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as handle:
-            json.dump(doc, handle, indent=2)
+            json.dump(doc, handle, indent=2, allow_nan=False)
             handle.write("\n")
     except OSError as exc:
         print(f"cryobench {command}: cannot write {out}: {exc.strerror}", file=sys.stderr)
@@ -120,7 +120,8 @@ def _validate(args: argparse.Namespace) -> int:
     for given in args.files:
         path = Path(given)
         if path.suffix.lower() == ".csv" and path.exists():
-            print(f"{path}: a CSV result file holds only test names and figures; nothing to strip")
+            print(f"{path}: NOT CHECKED: CSV result files have no schema; validate the .json file of the same run")
+            bad += 1
             continue
         try:
             doc = read_json(path, "file")
@@ -155,9 +156,13 @@ def _anonymize(args: argparse.Namespace) -> int:
             print(f"cryobench anonymize: {exc}", file=sys.stderr)
             return 2
         out = path.with_name(path.stem + ".anon" + path.suffix) if not args.in_place else path
-        with atomic_write(out) as handle:
-            json.dump(anonymize_document(doc), handle, indent=2)
-            handle.write("\n")
+        try:
+            with atomic_write(out) as handle:
+                json.dump(anonymize_document(doc), handle, indent=2)
+                handle.write("\n")
+        except OSError as exc:
+            print(f"cryobench anonymize: cannot write {out}: {exc.strerror}", file=sys.stderr)
+            return 2
         print(f"wrote {out}")
     return 0
 
@@ -174,18 +179,30 @@ def _load_columns(args: argparse.Namespace, command: str):
     from .errors import CryobenchError
     from .references import load_column
 
-    columns = []
+    columns, specs, seen = [], [], {}
     for spec in args.runs:
-        columns.append(load_column(spec, _reference_dirs(args)))
+        column = load_column(spec, _reference_dirs(args))
+        where = column.path.resolve()
+        key = (column.kind, str(where.parent), column.meta.get("source_run")) if column.kind == "run" else (
+            column.kind, str(where))
+        if key in seen:  # one run named by two of its group files, or one file twice
+            print(f"cryobench {command}: {spec} is the same {column.kind} as {seen[key]}; shown once",
+                  file=sys.stderr)
+            continue
+        seen[key] = spec
+        columns.append(column)
+        specs.append(spec)
     names = [c.name for c in columns]
     for index, name in enumerate(names):  # the same run twice, or two runs of one id: keep them apart
         if names.count(name) > 1:
-            columns[index] = dataclasses.replace(columns[index], name=f"{name} ({args.runs[index]})")
+            columns[index] = dataclasses.replace(columns[index], name=f"{name} ({specs[index]})")
     reference = 0
     if args.reference is not None:
-        matches = [i for i, (spec, column) in enumerate(zip(args.runs, columns, strict=True))
+        wanted = Path(args.reference).expanduser()
+        wanted = wanted.resolve() if wanted.exists() else None
+        matches = [i for i, (spec, column) in enumerate(zip(specs, columns, strict=True))
                    if args.reference in (spec, column.name, column.meta.get("source_run"), column.path.name,
-                                         column.path.stem)]
+                                         column.path.stem) or (wanted is not None and wanted == column.path.resolve())]
         if not matches:
             listing = ", ".join(names)
             raise CryobenchError(f"--reference {args.reference}: not one of the columns given ({listing}); "
@@ -227,7 +244,8 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         columns, reference = _load_columns(args, "report")
-        table = build_table(columns, reference, tolerance=args.tolerance, detail=True)
+        table = build_table(columns, reference, tolerance=args.tolerance, detail=True,
+                            only_changed=args.only_changed)
         out = write_html(table, Path(args.html), args.title)
     except CryobenchError as exc:
         print(f"cryobench report: {exc}", file=sys.stderr)
@@ -437,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_arguments(rep)
     rep.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
     rep.add_argument("--title", default="pytest-cryobench report", help="the page's title")
+    rep.add_argument("--only-changed", action="store_true",
+                     help="only tests that are slower or faster than the reference, or whose checks failed")
     rep.set_defaults(func=_report)
 
     refs = sub.add_parser("references", help="list the shipped references and your own")

@@ -343,7 +343,8 @@ def describe(column: Comparison) -> str:
     """One line on where a column's figures came from: kind, profile, backend, data, machine, date."""
     import time as _time
 
-    info = column.meta.get("instance_information") or {}
+    info = column.meta.get("instance_information")
+    info = info if isinstance(info, dict) else {}
     machine = info.get("cpu_model") or "unknown CPU"
     cores = info.get("physical_cores")
     if cores:
@@ -352,7 +353,10 @@ def describe(column: Comparison) -> str:
     if gpus:
         machine += f", {len(gpus)} x {gpus[0]}"
     when = column.meta.get("created_at")
-    date = _time.strftime("%Y-%m-%d", _time.gmtime(when)) if isinstance(when, (int, float)) else "undated"
+    try:
+        date = _time.strftime("%Y-%m-%d", _time.gmtime(when)) if isinstance(when, (int, float)) else "undated"
+    except (OverflowError, OSError, ValueError):
+        date = "undated"
     ctx = column.context
     return (f"{column.kind}, {ctx.get('profile')} profile, {ctx.get('backend')} backend, {ctx.get('data')} data; "
             f"{machine}; {date}; {column.path.name}")

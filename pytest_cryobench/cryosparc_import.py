@@ -19,6 +19,7 @@ reported as not comparable, never as a failure.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from pathlib import Path
@@ -50,19 +51,21 @@ def is_cryosparc_document(doc: Any) -> bool:
             and isinstance(doc.get("test_info"), dict) and isinstance(doc.get("type"), str))
 
 
+def _time(item: Any, where: str) -> float:
+    """One time in seconds: a finite number, at least 0."""
+    if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
+        raise ResultFileError(f"{where} is {item!r}, not a time in seconds (a finite number, at least 0)")
+    return float(item)
+
+
 def _seconds(value: Any, where: str) -> tuple[float, dict[str, float]]:
     """A test's time and its sub-timings: a number is the time itself; a mapping of sub-timings
     gives its ``total``, or their sum when CryoSPARC did not record one."""
-    if isinstance(value, bool):
-        raise ResultFileError(f"{where} is {value!r}, not a time in seconds")
-    if isinstance(value, (int, float)):
-        return float(value), {"total": float(value)}
+    if isinstance(value, (bool, int, float)):
+        seconds = _time(value, where)
+        return seconds, {"total": seconds}
     if isinstance(value, dict):
-        subs: dict[str, float] = {}
-        for name, item in value.items():
-            if isinstance(item, bool) or not isinstance(item, (int, float)):
-                raise ResultFileError(f"{where}/{name} is {item!r}, not a time in seconds")
-            subs[name] = float(item)
+        subs = {name: _time(item, f"{where}/{name}") for name, item in value.items()}
         if not subs:
             raise ResultFileError(f"{where} has no timings")
         total = subs.get("total", sum(subs.values()))
@@ -139,9 +142,16 @@ def convert(docs: Sequence[Mapping[str, Any]], name: str, *, sources: Sequence[P
         tests[group] = _group_tests(group, doc["timings"], device, label)
         info = doc["test_info"]
         versions.add(str(info.get("cryosparc_version", "unknown")))
-        if isinstance(info.get("created_at"), (int, float)):
-            created.append(float(info["created_at"]))
-        instance = instance or dict(info.get("instance_information") or {})
+        when = info.get("created_at")
+        if when is not None:
+            if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 <= when < 1e11:
+                raise ResultFileError(f"{label}: test_info/created_at is {when!r}, not a date (seconds since 1970)")
+            created.append(float(when))
+        machine = info.get("instance_information")
+        if machine is not None and not isinstance(machine, dict):
+            raise ResultFileError(f"{label}: test_info/instance_information is {type(machine).__name__}, "
+                                  "not an object of machine facts")
+        instance = instance or dict(machine or {})
         gpu = {"index": 0, "name": info.get("gpu_name"), "bus_id": info.get("gpu_bus_id")}
         if (gpu["name"] or gpu["bus_id"]) and gpu not in gpus:
             gpus.append(gpu)

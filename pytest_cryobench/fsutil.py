@@ -112,8 +112,16 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator:
     """Write ``path`` through a temporary file in the same directory, renamed into place on success.
 
     An exception (Ctrl-C included) leaves any earlier ``path`` untouched and no temporary behind.
+    A symbolic link is written through (its target is replaced, the link stays); anything else
+    that is not a regular file (a device, a FIFO, a directory) is refused with an ``OSError``.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        import errno
+
+        raise OSError(errno.EINVAL, "not a regular file; give a file name", str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:

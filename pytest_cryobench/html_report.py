@@ -63,7 +63,8 @@ def report_data(table: CompareTable, title: str) -> dict[str, Any]:
                 tests[-1]["subs"].append({"name": row.timing, "tags": row.tags,
                                           "seconds": [cell.seconds for cell in row.cells]})
         groups.append({"group": group, "tests": tests})
-    infos = [c.meta.get("instance_information") or {} for c in table.columns]
+    infos = [c.meta.get("instance_information") if isinstance(c.meta.get("instance_information"), dict) else {}
+             for c in table.columns]
     keys = [k for k in INSTANCE_KEYS if any(k in info for info in infos)]
     keys += sorted({k for info in infos for k in info} - set(keys))
     instance = [{"key": k, "values": [_instance_value(info.get(k)) for info in infos]} for k in keys]

@@ -103,3 +103,16 @@ def test_commands_lose_paths_but_keep_options():
                                            "--cryobench-data <redacted> <redacted> --cryobench-profile=standard")
     assert out["reference_command"] == "cryobench save-reference <redacted> --name lab"
     assert anonymize_document({"command": "pytest 'unbalanced"})["command"] == REDACTED
+
+
+def test_words_that_are_not_paths_survive(fs_doc):
+    doc = copy.deepcopy(fs_doc)
+    doc["test_info"]["instance_information"]["user"] = "root"
+    doc["test_info"]["instance_information"]["platform_node"] = "vm"
+    doc["status"]["particle_cache"]["info"]["source"] = "synthetic"
+    doc["status"]["particle_cache"]["reason"] = "running as a regular (non-root) user; see vmlinuz on vm"
+    out = anonymize_document(doc)
+    assert out["test_info"]["data"] == "synthetic"  # still comparable with references
+    assert out["status"]["particle_cache"]["info"]["source"] == "synthetic"
+    assert out["status"]["particle_cache"]["reason"] == "running as a regular (non-root) user; see vmlinuz on <redacted>"
+    assert out["test_info"]["instance_information"]["user"] == REDACTED

@@ -163,3 +163,30 @@ def test_bad_files_get_one_clear_message(tmp_path, capsys, content, message):
     assert err.startswith("cryobench compare: ") and message in err
     assert str(path) in err
     assert "Traceback" not in err
+
+
+def test_one_run_named_twice_is_shown_once(runs, capsys):
+    before, after, _ = runs
+    fs = before.with_name(before.name.replace("_gpu_", "_fs_"))
+    assert main(["compare", str(before), str(fs), str(after), "--reference", str(after.resolve())]) == 1
+    captured = capsys.readouterr()
+    assert f"{fs} is the same run as {before}; shown once" in captured.err
+    assert "cb20251102-080000 (reference)" in captured.out and "cb20251101-080000 (" not in captured.out
+
+
+@pytest.mark.parametrize("edit, where", [
+    (lambda d: d["stats"].update({"fsc_loose[cpu]": "x"}), "stats/fsc_loose[cpu]"),
+    (lambda d: d["tags"].update({"fsc_loose[cpu]": 5}), "tags/fsc_loose[cpu]"),
+    (lambda d: d["checks"].update({"fsc_loose[cpu]": [1]}), "checks/fsc_loose[cpu]"),
+    (lambda d: d["test_info"].update({"instance_information": "zz"}), "test_info/instance_information"),
+    (lambda d: d["test_info"].update({"created_at": 1e300}), "test_info/created_at"),
+])
+def test_hand_edited_files_fail_their_schema_not_the_tools(runs, capsys, edit, where):
+    before = runs[0]
+    doc = json.loads(before.read_text())
+    edit(doc)
+    before.write_text(json.dumps(doc))
+    for command in (["compare", str(before)], ["validate", str(before)]):
+        assert main(command) in (1, 2)
+        captured = capsys.readouterr()
+        assert f"does not match its schema at {where}" in captured.out + captured.err

@@ -128,3 +128,17 @@ def test_two_files_of_one_group_are_refused(capsys, tmp_path):
     c.write_text("{truncated")
     assert main(["import-cryosparc", str(c)]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"timings": {"fsc_loose": {"a": -1}}}, r"timings/fsc_loose/a is -1, not a time"),
+    ({"timings": {"fsc_loose": {"a": float("nan")}}}, r"timings/fsc_loose/a is nan, not a time"),
+    ({"timings": {"fsc_loose": float("inf")}}, r"timings/fsc_loose is inf, not a time"),
+    ({"test_info": {"instance_information": "abc"}}, r"test_info/instance_information is str"),
+    ({"test_info": {"created_at": 1e300}}, r"test_info/created_at is 1e\+300, not a date"),
+])
+def test_impossible_values_are_refused(bad, message):
+    doc = {"type": "gpu", "timings": {"fsc_loose": {"a": 0.5}}, "test_info": {"cryosparc_version": "v4.4"}}
+    doc = {**doc, **{k: ({**doc[k], **v} if k == "test_info" else v) for k, v in bad.items()}}
+    with pytest.raises(ResultFileError, match=message):
+        convert([doc], "x")

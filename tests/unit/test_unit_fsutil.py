@@ -256,3 +256,28 @@ def test_copy_file_without_copy_file_range(tmp_path, monkeypatch):
     monkeypatch.delattr(fsutil.os, "copy_file_range", raising=False)
     assert copy_file(src, dst) == len(data)
     assert dst.read_bytes() == data
+
+
+def test_atomic_write_goes_through_links_and_refuses_other_files(tmp_path):
+    import os
+
+    import pytest
+
+    from pytest_cryobench.fsutil import atomic_write
+
+    target = tmp_path / "target.html"
+    target.write_text("old")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    with atomic_write(link) as handle:
+        handle.write("new")
+    assert link.is_symlink() and target.read_text() == "new"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        with atomic_write(fifo) as handle:
+            handle.write("x")
+    assert not fifo.is_file() and fifo.exists()
+    with pytest.raises(OSError, match="not a regular file"):
+        with atomic_write(tmp_path) as handle:
+            handle.write("x")
