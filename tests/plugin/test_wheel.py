@@ -43,6 +43,9 @@ def test_wheel_ships_suites_schemas_and_references(wheel_python, tmp_path):
     assert all(line.startswith(venv_dir) for line in out), out
     assert (Path(out[1]) / "bench_fs_particles.py").is_file()
     assert Path(out[0]).with_name("schemas").joinpath("reference-1.schema.json").is_file()
+    assert Path(out[0]).with_name("report_assets").joinpath("report.js").is_file()
+    assert sorted(p.name for p in Path(out[2]).glob("*.json")) == [
+        "ci-2core-epyc-numpy-smoke.json", "ci-2core-epyc-numpy-standard.json"]
 
 
 def test_wheel_collects_suites_in_empty_dir(wheel_python, tmp_path):
