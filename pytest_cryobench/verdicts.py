@@ -120,7 +120,7 @@ def judge(*, group: str, outcome: str, reason: str | None, warm: bool,
         ratio = slowdown_of(metric["value"], ref_metric["value"], metric.get("better", "lower"))
         if ratio is None:
             continue
-        if worst is None or ratio > worst[0]:
+        if worst is None or ratio > worst[0] * (1 + 1e-9):  # ties (rates of one time): the first metric
             worst = (ratio, name)
     if worst is None:
         return Verdict(NOT_COMPARABLE, tolerance=tolerance, detail="no metric in common with the reference")

@@ -256,3 +256,19 @@ def test_zero_time_does_not_crash_judge():
 def test_rate_against_zero_reference_does_not_crash_judge():
     v = run_judge({"r": m(5.0, "MB/s", "higher")}, {"r": m(0.0, "MB/s")})
     assert v.verdict == NOT_COMPARABLE
+
+
+def test_a_time_and_the_rates_derived_from_it_name_the_time():
+    """Rates computed from the same time tie with it up to rounding: the verdict names the first
+    metric (the time), not whichever rate rounded worst."""
+    from pytest_cryobench.verdicts import judge
+
+    t, ref_t = 2.0, 1.0
+    metrics = {"engine": {"value": t, "unit": "s", "better": "lower"},
+               "particles_per_s": {"value": 4000 / t * (1 - 1e-13), "unit": "particles/s", "better": "higher"}}
+    ref = {"metrics": {"engine": {"value": ref_t, "unit": "s"}, "particles_per_s": {"value": 4000 / ref_t,
+                                                                                   "unit": "particles/s"}}}
+    ctx = {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
+    verdict = judge(group="gpu", outcome="passed", reason=None, warm=False, metrics=metrics, run_context=ctx,
+                    ref_context=ctx, ref_entry=ref, tolerance=1.25)
+    assert verdict.verdict == "slower" and verdict.metric == "engine"
