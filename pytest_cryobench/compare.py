@@ -25,8 +25,7 @@ from .references import Comparison
 from .report import format_seconds
 from .results import GROUPS
 from .timing import TAGS
-from .verdicts import (
-    COULD_NOT_RUN, DEFAULT_TOLERANCE, FASTER, NOT_COMPARABLE, PASS, SLOWER, Verdict, context_mismatch, judge)
+from .verdicts import COULD_NOT_RUN, FASTER, NOT_COMPARABLE, PASS, SLOWER, Verdict, judge, resolve_tolerance
 
 MARK_LABEL = {SLOWER: "SLOWER", FASTER: "faster", NOT_COMPARABLE: "n/c", COULD_NOT_RUN: "could not run",
               PASS: "", "checks failed": "CHECKS FAILED", "absent": "-",
@@ -180,18 +179,15 @@ def _test_cell(group: str, test: str, entry: Mapping[str, Any] | None, column: C
 
 def _verdict(group: str, entry: Mapping[str, Any], column: Comparison, ref: Comparison,
              ref_entry: Mapping[str, Any] | None, tolerance: float | None) -> Verdict:
-    outcome = entry.get("outcome", "passed")
-    if outcome == "skipped":
-        return Verdict(COULD_NOT_RUN, detail=entry.get("reason") or "it did not run")
-    mismatch = context_mismatch(column.context, ref.context, group)
-    if mismatch:
-        return Verdict(NOT_COMPARABLE, detail=mismatch.replace("here", f"in {column.name}"))
-    tol = tolerance
-    if tol is None:
-        tol = float((ref_entry or {}).get("tolerance") or entry.get("tolerance") or DEFAULT_TOLERANCE)
-    return judge(group=group, outcome=outcome, reason=entry.get("reason"),
-                 warm=bool(entry.get("warm")), metrics=entry.get("metrics", {}), run_context=column.context,
-                 ref_context=ref.context, ref_entry=ref_entry, tolerance=tol)
+    """The plugin's verdict of ``column``'s test against the reference column, with "here" in
+    its words naming the column."""
+    verdict = judge(group=group, outcome=entry.get("outcome", "passed"), reason=entry.get("reason"),
+                    warm=bool(entry.get("warm")), metrics=entry.get("metrics", {}), run_context=column.context,
+                    ref_context=ref.context, ref_entry=ref_entry,
+                    tolerance=resolve_tolerance(tolerance, ref_entry, entry.get("tolerance")))
+    if verdict.verdict == NOT_COMPARABLE:
+        verdict = dataclasses.replace(verdict, detail=verdict.detail.replace(" here,", f" in {column.name},"))
+    return verdict
 
 
 def build_table(columns: Sequence[Comparison], reference: int = 0, *, tolerance: float | None = None,

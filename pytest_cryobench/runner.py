@@ -25,7 +25,7 @@ from .results import CaseRecord, group_document, write_group
 from .session import RunState, build_test_info, command_line, new_run_id
 from .settings import build_settings
 from .stash import CASE_KEY, RUN_KEY
-from .verdicts import DEFAULT_TOLERANCE, SLOWER, judge
+from .verdicts import SLOWER, judge, resolve_tolerance
 
 MARKERS = {
     "fs": "filesystem benchmarks: movie and particle reads (pytest-cryobench)",
@@ -152,14 +152,6 @@ def backend_for(state: RunState, device_label: str):
     return make_backend("cupy", device)
 
 
-def _tolerance(state: RunState, record: CaseRecord, entry: Any, case_default: float | None) -> float:
-    if state.settings.tolerance is not None:
-        return state.settings.tolerance
-    if entry is not None and entry.get("tolerance") is not None:
-        return float(entry["tolerance"])
-    return case_default or DEFAULT_TOLERANCE
-
-
 def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> str | None:
     """Record the case once, with its verdicts; returns why it must fail, or ``None``."""
     state = item.config.stash[RUN_KEY]
@@ -188,7 +180,8 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
         entry = comparison.entry(record.group, record.test)
         verdict = judge(group=record.group, outcome=outcome, reason=reason, warm=record.warm,
                         metrics=metrics, run_context=run_context, ref_context=comparison.context,
-                        ref_entry=entry, tolerance=_tolerance(state, record, entry, tolerance_default))
+                        ref_entry=entry,
+                        tolerance=resolve_tolerance(state.settings.tolerance, entry, tolerance_default))
         record.verdicts[comparison.name] = verdict.to_json()
     state.records.append(record)
     if case is not None and getattr(case, "benchmark", None) is not None:

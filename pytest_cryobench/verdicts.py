@@ -54,6 +54,18 @@ class Verdict:
         return dataclasses.asdict(self)
 
 
+def resolve_tolerance(override: float | None, ref_entry: Mapping[str, Any] | None,
+                      case_default: float | None) -> float:
+    """The tolerance of one case against one reference: ``--cryobench-tolerance`` (or
+    ``cryobench compare --tolerance``) if given, else the reference's own for the case, else the
+    case's (noisier IO cases carry their own), else 1.25."""
+    if override is not None:
+        return override
+    if ref_entry is not None and ref_entry.get("tolerance") is not None:
+        return float(ref_entry["tolerance"])
+    return case_default or DEFAULT_TOLERANCE
+
+
 def slowdown_of(value: float, ref_value: float, better: str) -> float | None:
     """How many times slower ``value`` is than ``ref_value`` (``None`` if undefined)."""
     if value is None or ref_value is None or ref_value <= 0:
