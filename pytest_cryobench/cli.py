@@ -260,11 +260,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _references(args: argparse.Namespace) -> int:
-    import time
-
-    from .compare import describe
+    from .compare import date_of, machine_summary
     from .errors import CryobenchError
     from .references import known_references, load_column
+    from .report import align_rows
 
     dirs = _reference_dirs(args)
     found = known_references(dirs)
@@ -279,16 +278,10 @@ def _references(args: argparse.Namespace) -> int:
         except CryobenchError as exc:
             problems.append(f"{path}: {exc}")
             continue
-        machine = describe(ref).split("; ")[1]
-        when = ref.meta.get("created_at")
-        date = time.strftime("%Y-%m-%d", time.gmtime(when)) if isinstance(when, (int, float)) else "-"
-        rows.append((name, ref.context["profile"], ref.context["backend"], ref.context["data"], machine, date,
+        rows.append((name, ref.context["profile"], ref.context["backend"], ref.context["data"],
+                     machine_summary(ref.meta.get("instance_information")), date_of(ref.meta.get("created_at"), "-"),
                      str(path)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
+    print("\n".join(align_rows(rows)))
     for problem in problems:
         print(f"skipped: {problem}")
     return 1 if problems else 0

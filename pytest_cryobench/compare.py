@@ -335,24 +335,33 @@ def render_legend(table: CompareTable) -> list[str]:
     return lines
 
 
-def describe(column: Comparison) -> str:
-    """One line on where a column's figures came from: kind, profile, backend, data, machine, date."""
-    import time as _time
-
-    info = column.meta.get("instance_information")
+def machine_summary(info: Any) -> str:
+    """``"AMD EPYC, 2 cores, 2 x NVIDIA H100"`` from an ``instance_information`` block."""
     info = info if isinstance(info, dict) else {}
     machine = info.get("cpu_model") or "unknown CPU"
-    cores = info.get("physical_cores")
-    if cores:
-        machine += f", {cores} cores"
-    gpus = [g.get("name") for g in info.get("gpus") or [] if g.get("name")]
+    if info.get("physical_cores"):
+        machine += f", {info['physical_cores']} cores"
+    gpus = [g.get("name") for g in info.get("gpus") or [] if isinstance(g, dict) and g.get("name")]
     if gpus:
         machine += f", {len(gpus)} x {gpus[0]}"
-    when = column.meta.get("created_at")
+    return machine
+
+
+def date_of(when: Any, missing: str = "undated") -> str:
+    """``YYYY-MM-DD`` (UTC) of a ``created_at`` timestamp; ``missing`` when there is none usable."""
+    import time
+
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        return missing
     try:
-        date = _time.strftime("%Y-%m-%d", _time.gmtime(when)) if isinstance(when, (int, float)) else "undated"
+        return time.strftime("%Y-%m-%d", time.gmtime(when))
     except (OverflowError, OSError, ValueError):
-        date = "undated"
+        return missing
+
+
+def describe(column: Comparison) -> str:
+    """One line on where a column's figures came from: kind, profile, backend, data, machine, date."""
     ctx = column.context
     return (f"{column.kind}, {ctx.get('profile')} profile, {ctx.get('backend')} backend, {ctx.get('data')} data; "
-            f"{machine}; {date}; {column.path.name}")
+            f"{machine_summary(column.meta.get('instance_information'))}; {date_of(column.meta.get('created_at'))}; "
+            f"{column.path.name}")

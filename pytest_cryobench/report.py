@@ -73,19 +73,23 @@ def table_rows(records: Iterable[CaseRecord], comparisons: Sequence[str]) -> lis
     return rows
 
 
-def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
-    """Aligned text lines: test, metric, median, spread (half the IQR), unit, rate, verdicts."""
-    rows = table_rows(records, comparisons)
+def align_rows(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> list[str]:
+    """A header row and body rows as aligned text, with a rule of dashes under the header; the
+    body cells of the columns in ``right`` are right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    numeric = {2, 3}
     lines = []
     for index, row in enumerate(rows):
-        cells = [cell.rjust(w) if i in numeric and index else cell.ljust(w)
+        cells = [cell.rjust(w) if i in right and index else cell.ljust(w)
                  for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return lines
+
+
+def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
+    """Aligned text lines: test, metric, median, spread (half the IQR), unit, rate, verdicts."""
+    return align_rows(table_rows(records, comparisons), right=frozenset({2, 3}))
 
 
 def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
@@ -135,13 +139,7 @@ def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
 
 def render_requirements(records: Sequence[CaseRecord]) -> list[str]:
     """The requirements table, then one line per case that is not ``pass`` saying why."""
-    rows = requirement_rows(records)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for index, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines = align_rows(requirement_rows(records))
     notes = []
     not_run: dict[str, list[str]] = {}  # one line per reason: "no GPU" covers many cases
     for rec in records:
