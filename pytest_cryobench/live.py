@@ -505,35 +505,19 @@ def synthetic_shifted_movie(path: str | Path, fmt: str, width: int, height: int,
         for shift in shifts:
             yield specimen.rate_at(shift) * sensitivity
 
+    from .data.movies import write_mrc_frames, write_tiff_frames
+
     if fmt == "tiff":
-        _write_tiff_frames(path, (np.minimum(rng.poisson(r), 255).astype(np.uint8) for r in rates()),
-                           (frames, *grid))
+        write_tiff_frames(path, (np.minimum(rng.poisson(r), 255).astype(np.uint8) for r in rates()),
+                          (frames, *grid))
     elif fmt == "mrc":
-        _write_mrc_frames(path, (rng.poisson(r).astype(np.uint16) for r in rates()), (frames, *grid))
+        write_mrc_frames(path, (rng.poisson(r).astype(np.uint16) for r in rates()), (frames, *grid))
     else:
         _write_eer_fractions(path, rates(), frames, rng, int(width), int(height), superres,
                              int(eer_frames_per_fraction))
     return SyntheticMovie(path, fmt, shifts, (1 / sensitivity).astype(np.float32),
                           frames * specimen.rate_at(shifts.mean(axis=0)), specimen.rate_at((0.0, 0.0)),
                           frames, superres)
-
-
-def _write_tiff_frames(path: Path, frames: Iterator[np.ndarray], shape: tuple[int, int, int]) -> None:
-    """LZW TIFF of uint8 frames, as :func:`pytest_cryobench.data.movies._write_tiff` writes them."""
-    import tifffile
-
-    with tifffile.TiffWriter(path, bigtiff=math.prod(shape) > 3 * 2**30) as tw:
-        tw.write(frames, shape=shape, dtype=np.uint8, compression="lzw", photometric="minisblack")
-
-
-def _write_mrc_frames(path: Path, frames: Iterator[np.ndarray], shape: tuple[int, int, int]) -> None:
-    """MRC mode 6 (uint16) stack, as :func:`pytest_cryobench.data.movies._write_mrc` writes it."""
-    import mrcfile
-
-    with mrcfile.new_mmap(path, shape=shape, mrc_mode=6, overwrite=True) as mrc:
-        for i, frame in enumerate(frames):
-            mrc.data[i] = frame
-        mrc.voxel_size = 1.0
 
 
 def _write_eer_fractions(path: Path, rates: Iterator[np.ndarray], n_fractions: int, rng: np.random.Generator,

@@ -69,9 +69,32 @@ def _rng(seed: int, fmt: str, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, _FORMAT_CODE[fmt], index])
 
 
-def _write_tiff(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
+def write_tiff_frames(path: Path, frames: Iterator[np.ndarray], shape: tuple[int, int, int],
+                      maxworkers: int | None = None) -> None:
+    """An LZW TIFF movie of uint8 count frames ``(F, H, W)``, one frame in memory at a time
+    (BigTIFF past 3 GiB of raw counts)."""
     import tifffile
 
+    with tifffile.TiffWriter(path, bigtiff=math.prod(shape) > 3 * 2**30) as tw:
+        tw.write(frames, shape=shape, dtype=np.uint8, compression="lzw", photometric="minisblack",
+                 maxworkers=maxworkers)
+
+
+def write_mrc_frames(path: Path, frames: Iterator[np.ndarray], shape: tuple[int, int, int],
+                     progress: Callable[[int, int], None] | None = None) -> None:
+    """An MRC mode 6 (uint16) movie of count frames ``(F, H, W)``, written frame by frame into a
+    memory map; ``progress(done, total)`` after each frame."""
+    import mrcfile
+
+    with mrcfile.new_mmap(path, shape=shape, mrc_mode=6, overwrite=True) as mrc:
+        for i, frame in enumerate(frames):
+            mrc.data[i] = frame
+            if progress is not None:
+                progress(i + 1, shape[0])
+        mrc.voxel_size = 1.0
+
+
+def _write_tiff(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
     sums: list[int] = []
     frames = count_frames(_rng(seed, "tiff", name), size.height, size.width, size.frames,
                           COUNT_RATE["tiff"], np.uint8, sums)
@@ -82,26 +105,16 @@ def _write_tiff(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> d
                 progress(i, size.frames)
             yield frame
 
-    raw = size.frames * size.pixels
-    with tifffile.TiffWriter(tmp, bigtiff=raw > 3 * 2**30) as tw:
-        tw.write(reporting(), shape=(size.frames, size.height, size.width), dtype=np.uint8,
-                 compression="lzw", photometric="minisblack", maxworkers=usable_threads())
+    write_tiff_frames(tmp, reporting(), (size.frames, size.height, size.width), maxworkers=usable_threads())
     progress(size.frames, size.frames)
     return {"frame_sums": sums, "shape": [size.frames, size.height, size.width], "dtype": "uint8"}
 
 
 def _write_mrc(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
-    import mrcfile
-
     sums: list[int] = []
     frames = count_frames(_rng(seed, "mrc", name), size.height, size.width, size.frames,
                           COUNT_RATE["mrc"], np.uint16, sums)
-    with mrcfile.new_mmap(tmp, shape=(size.frames, size.height, size.width), mrc_mode=6,
-                          overwrite=True) as mrc:
-        for i, frame in enumerate(frames):
-            mrc.data[i] = frame
-            progress(i + 1, size.frames)
-        mrc.voxel_size = 1.0
+    write_mrc_frames(tmp, frames, (size.frames, size.height, size.width), progress)
     return {"frame_sums": sums, "shape": [size.frames, size.height, size.width], "dtype": "uint16"}
 
 
