@@ -148,8 +148,7 @@ def _requirement_cell(entry: Mapping[str, Any] | None, column: Comparison) -> Ce
     req = entry.get("requirement")
     if req is None:
         return Cell(mark=COULD_NOT_RUN, detail=entry.get("reason") or "it did not run")
-    value = tuple(req["value"]) if isinstance(req["value"], list) else req["value"]
-    return Cell(mark=req["tier"], detail=req.get("detail", ""), text=format_value(value, req["unit"]))
+    return Cell(mark=req["tier"], detail=req.get("detail", ""), text=format_value(req["value"], req["unit"]))
 
 
 def _test_cell(group: str, test: str, entry: Mapping[str, Any] | None, column: Comparison, ref: Comparison,

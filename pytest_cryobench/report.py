@@ -129,11 +129,8 @@ def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
             rows.append([rec.test, "-", "-", "-", verdict])
             continue
         unit = req["unit"]
-        as_value = (lambda v: tuple(v) if isinstance(v, list) else v)  # noqa: E731 - versions come back as lists
-        rows.append([rec.test, format_value(as_value(req["value"]), unit),
-                     format_value(as_value(req["minimum"]), unit) if req["minimum"] is not None else "-",
-                     format_value(as_value(req["recommended"]), unit) if req["recommended"] is not None else "-",
-                     req["tier"] if rec.outcome != "error" else "ERROR"])
+        rows.append([rec.test, format_value(req["value"], unit), format_value(req["minimum"], unit),
+                     format_value(req["recommended"], unit), req["tier"] if rec.outcome != "error" else "ERROR"])
     return rows
 
 

@@ -83,12 +83,13 @@ def judge(requirement: Requirement, value: Any) -> str:
 
 
 def format_value(value: Any, unit: str = "") -> str:
-    """A value for people: versions dotted, booleans yes/no, numbers to three significant digits."""
+    """A value for people: versions dotted (tuples, or the lists they become in JSON), booleans
+    yes/no, numbers to three significant digits, ``-`` for none."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return ".".join(str(part) for part in value)
     if isinstance(value, float):
         text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"

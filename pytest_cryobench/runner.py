@@ -104,12 +104,17 @@ def parametrize_devices(metafunc: pytest.Metafunc) -> None:
     if s.backend == "numpy":
         metafunc.parametrize("cryobench_device", ["cpu"], scope="function")
         return
+    metafunc.parametrize("cryobench_device", _gpu_labels(state), scope="function")
+
+
+def _gpu_labels(state: RunState) -> list[str]:
+    """``gpu0``, ``gpu1``, ... of the selected GPUs NVML lists; ``gpu`` alone when there is none
+    (its cases then say why they could not run)."""
     try:
-        gpus = select_gpus(state.inventory, s.gpus)
+        gpus = select_gpus(state.inventory, state.settings.gpus)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    labels = [f"gpu{g.index}" for g in gpus] or ["gpu"]
-    metafunc.parametrize("cryobench_device", labels, scope="function")
+    return [f"gpu{g.index}" for g in gpus] or ["gpu"]
 
 
 def parametrize_gpus(metafunc: pytest.Metafunc) -> None:
@@ -117,12 +122,7 @@ def parametrize_gpus(metafunc: pytest.Metafunc) -> None:
     whatever the array backend (``gpu`` alone when there is none: the case says why)."""
     if "cryobench_gpu" not in metafunc.fixturenames:
         return
-    state = metafunc.config.stash[RUN_KEY]
-    try:
-        gpus = select_gpus(state.inventory, state.settings.gpus)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    metafunc.parametrize("cryobench_gpu", [f"gpu{g.index}" for g in gpus] or ["gpu"], scope="function")
+    metafunc.parametrize("cryobench_gpu", _gpu_labels(metafunc.config.stash[RUN_KEY]), scope="function")
 
 
 def deselect_unasked_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
