@@ -249,23 +249,15 @@ def test_check_tiff_rejects_truncated_tiff(tiff_movie, tmp_path, where):
     assert str(short) in str(info.value)
 
 
-def test_check_tiff_rejects_frames_of_different_shapes(tmp_path):
+@pytest.mark.parametrize("read", [movies.check_tiff, lambda path: movies.decode_tiff(path, 1)],
+                         ids=["check_tiff", "decode_tiff"])
+def test_tiff_readers_reject_frames_of_different_shapes(tmp_path, read):
     path = tmp_path / "mixed.tiff"
     with tifffile.TiffWriter(path) as tw:
         tw.write(np.ones((16, 16), np.uint8), compression="lzw", photometric="minisblack")
         tw.write(np.ones((8, 16), np.uint8), compression="lzw", photometric="minisblack")
     with pytest.raises(CryobenchError) as info:
-        movies.check_tiff(path)
-    assert str(path) in str(info.value)
-
-
-def test_decode_tiff_rejects_frames_of_different_shapes(tmp_path):
-    path = tmp_path / "mixed.tiff"
-    with tifffile.TiffWriter(path) as tw:
-        tw.write(np.ones((16, 16), np.uint8), compression="lzw", photometric="minisblack")
-        tw.write(np.ones((8, 16), np.uint8), compression="lzw", photometric="minisblack")
-    with pytest.raises(CryobenchError) as info:
-        movies.decode_tiff(path, 1)
+        read(path)
     assert str(path) in str(info.value)
 
 
