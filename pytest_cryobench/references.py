@@ -200,6 +200,24 @@ def known_references(search_dirs: Iterable[Path]) -> dict[str, Path]:
     return found
 
 
+def find_reference(spec: str, search_dirs: Iterable[Path | None], given_as: str, what: str) -> Path:
+    """``spec`` as a path if it exists, else the reference of that name in ``search_dirs``.
+
+    Raises
+    ------
+    ResultFileError
+        Neither: the message starts with ``given_as`` and lists the known names.
+    """
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    known = known_references([d for d in search_dirs if d is not None])
+    if spec not in known:
+        listing = ", ".join(sorted(known)) or "none are installed"
+        raise ResultFileError(f"{given_as}: no such file, and no {what} of that name (known: {listing})")
+    return known[spec]
+
+
 def load_reference(spec: str, search_dirs: Iterable[Path | None] = ()) -> Comparison:
     """Load ``--cryobench-reference`` by path, or by name among the shipped references.
 
@@ -210,16 +228,7 @@ def load_reference(spec: str, search_dirs: Iterable[Path | None] = ()) -> Compar
     ResultFileError
         Unknown name (listing the known ones), unreadable file, invalid JSON or schema.
     """
-    path = Path(spec).expanduser()
-    if not path.exists():
-        dirs = [d for d in search_dirs if d is not None]
-        known = known_references(dirs)
-        if spec not in known:
-            listing = ", ".join(sorted(known)) or "none are installed"
-            raise ResultFileError(
-                f"--cryobench-reference {spec}: no such file, and no shipped reference of that name "
-                f"(known: {listing})")
-        path = known[spec]
+    path = find_reference(spec, search_dirs, f"--cryobench-reference {spec}", "shipped reference")
     doc = read_json(path, "reference")
     if isinstance(doc, dict) and doc.get("kind") == RESULT_KIND:
         return load_baseline(path, kind="reference")
@@ -274,13 +283,7 @@ def load_column(spec: str, search_dirs: Iterable[Path | None] = ()) -> Compariso
         Unknown name (listing the known ones), unreadable file, invalid JSON, wrong schema version,
         or a JSON file of none of these kinds.
     """
-    path = Path(spec).expanduser()
-    if not path.exists():
-        known = known_references([d for d in search_dirs if d is not None])
-        if spec not in known:
-            listing = ", ".join(sorted(known)) or "none are installed"
-            raise ResultFileError(f"{spec}: no such file, and no reference of that name (known: {listing})")
-        path = known[spec]
+    path = find_reference(spec, search_dirs, spec, "reference")
     doc = read_json(path, "file")
     if isinstance(doc, dict) and doc.get("kind") == RESULT_KIND:
         return load_baseline(path, kind="run")
