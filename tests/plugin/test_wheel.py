@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -16,7 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wheel_python(tmp_path_factory) -> Path:
-    """A virtual environment (seeing this one's dependencies) with the wheel installed."""
+    """A virtual environment with the wheel installed, whose dependencies are those of the
+    interpreter running the tests.
+
+    ``system_site_packages=True`` would show the *base* interpreter's packages, which on a fresh
+    machine have none of the dependencies. Instead a ``.pth`` file appends this interpreter's own
+    site-packages after the new venv's: the wheel's copy of the package is found first, and the
+    ``.pth`` files of the running environment (its editable install) are not processed there.
+    """
     where = tmp_path_factory.mktemp("wheel")
     # Build from a clean copy: setuptools would reuse a stale build/ folder of the checkout.
     source = where / "source"
@@ -27,8 +35,12 @@ def wheel_python(tmp_path_factory) -> Path:
         build.insert(5, "--no-build-isolation")
     subprocess.run(build, check=True, capture_output=True)
     wheel = next((where / "dist").glob("pytest_cryobench-*.whl"))
-    venv.create(where / "venv", system_site_packages=True, with_pip=False)
+    venv.create(where / "venv", system_site_packages=False, with_pip=False)
     python = where / "venv" / "bin" / "python"
+    target = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    Path(target, "_cryobench_test_dependencies.pth").write_text("".join(f"{path}\n" for path in ours))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
                     str(wheel)], check=True, capture_output=True)
     return python
