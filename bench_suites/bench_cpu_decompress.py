@@ -18,7 +18,7 @@ import pytest
 from pytest_cryobench.data.movies import CHECKS, decode_tiff, usable_threads
 from pytest_cryobench.data.particles import remove_tree
 from pytest_cryobench.errors import CryobenchError
-from pytest_cryobench.fsutil import copy_file, require_free_space
+from pytest_cryobench.measure.fsutil import copy_file, require_free_space
 
 pytestmark = pytest.mark.cpu
 

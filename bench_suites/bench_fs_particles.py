@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_cryobench.data import particles
-from pytest_cryobench.fsutil import require_free_space
+from pytest_cryobench.measure.fsutil import require_free_space
 
 pytestmark = pytest.mark.fs
 

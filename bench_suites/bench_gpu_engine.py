@@ -1,6 +1,6 @@
 """GPU benchmark: the alignment and reconstruction engine, CryoSPARC's 14 cases (SPEC 5.3).
 
-Each round is one pass over the particle set (see :mod:`pytest_cryobench.engine_pass`): project
+Each round is one pass over the particle set (see :mod:`pytest_cryobench.engine.passes`): project
 the reference at every rotation of the grid, then per batch read (``disk``: from the stacks in
 the cache dir, cold page cache at the start of the round; ``memory``: preloaded), upload,
 transform, CTF, score every rotation and shift, assign (``max`` / ``marg``), insert (times the
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_cryobench.engine_pass import ENGINE_CASES, EngineCase, make_config, run_pass
+from pytest_cryobench.engine.passes import ENGINE_CASES, EngineCase, make_config, run_pass
 
 pytestmark = pytest.mark.gpu
 
@@ -30,8 +30,8 @@ pytestmark = pytest.mark.gpu
 @pytest.mark.cryobench_name("{name}")
 @pytest.mark.parametrize("name", ENGINE_CASES)
 def test_engine(benchmark, cryobench_case, cryobench_backend, cryobench_profile, engine_dataset, request, name):
-    from pytest_cryobench import engine_checks
     from pytest_cryobench.data.engine_source import ParticleReader
+    from pytest_cryobench.engine import checks as engine_checks
 
     case = cryobench_case
     backend = cryobench_backend

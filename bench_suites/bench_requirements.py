@@ -1,7 +1,7 @@
 """Requirements: does this worker meet CryoSPARC's minimum and recommended specification, and can
 it keep up with the microscope in CryoSPARC Live?
 
-One case per requirement (see :mod:`pytest_cryobench.requirements` for the tiers and where they
+One case per requirement (see :mod:`pytest_cryobench.requirements.tiers` for the tiers and where they
 come from). ``below minimum`` fails the case, ``below recommended`` passes with a warning, and a
 requirement that needs a GPU on a machine without one is skipped with the reason (``could not
 run``); the CPU, memory, storage and system requirements are checked all the same. These cases
@@ -15,10 +15,16 @@ import os
 
 import pytest
 
-from pytest_cryobench import probes
-from pytest_cryobench.backend import select_gpus
-from pytest_cryobench.requirements import (
-    GB, LIVE_JOB_MEMORY_GB, REQUIREMENTS, live_memory_requirement, parse_version, report)
+from pytest_cryobench.measure.backend import select_gpus
+from pytest_cryobench.requirements import probes
+from pytest_cryobench.requirements.tiers import (
+    GB,
+    LIVE_JOB_MEMORY_GB,
+    REQUIREMENTS,
+    live_memory_requirement,
+    parse_version,
+    report,
+)
 
 pytestmark = pytest.mark.requirements
 SEED = 4242
@@ -116,7 +122,7 @@ def test_memory_bandwidth(cryobench_case, cryobench_profile):
 # --- storage --------------------------------------------------------------------------------
 
 def test_project_storage_read(cryobench_case, cryobench_run, cryobench_profile, project_work_dir):
-    from pytest_cryobench.fsutil import require_free_space
+    from pytest_cryobench.measure.fsutil import require_free_space
 
     size = cryobench_profile.requirements.storage_bytes
     require_free_space(cryobench_run.settings.project_dir, size, "project dir")
@@ -137,7 +143,7 @@ def test_project_storage_read(cryobench_case, cryobench_run, cryobench_profile, 
 
 
 def test_ssd_cache(cryobench_case, cryobench_run, cryobench_profile, request):
-    from pytest_cryobench.fsutil import require_free_space
+    from pytest_cryobench.measure.fsutil import require_free_space
 
     s = cryobench_run.settings
     requirement = REQUIREMENTS["ssd_cache"]
@@ -190,7 +196,7 @@ def test_nvidia_driver(cryobench_case, cryobench_run):
 
 
 def test_cuda_version(cryobench_case, cryobench_run):
-    from pytest_cryobench.backend import import_cupy
+    from pytest_cryobench.measure.backend import import_cupy
 
     _need_gpus(cryobench_run)
     text = cryobench_run.inventory.cuda_driver_version
@@ -209,7 +215,7 @@ def test_cuda_version(cryobench_case, cryobench_run):
 
 
 def test_largest_box(cryobench_case, cryobench_run, cryobench_profile, cryobench_gpu):
-    from pytest_cryobench.engine_pass import largest_box, refinement_device_bytes
+    from pytest_cryobench.engine.passes import largest_box, refinement_device_bytes
 
     gpu = _gpu(cryobench_run, cryobench_gpu)
     size = cryobench_profile.engine
@@ -224,7 +230,7 @@ def test_largest_box(cryobench_case, cryobench_run, cryobench_profile, cryobench
 
 def _confirm_by_allocation(gpu, planned, size, bytes_of):
     """Allocate the plan's bytes on the GPU, stepping the box down until it fits."""
-    from pytest_cryobench.backend import import_cupy
+    from pytest_cryobench.measure.backend import import_cupy
 
     cupy, _ = import_cupy()
     if cupy is None:
@@ -259,7 +265,7 @@ def test_live_gpu_lanes(cryobench_case, cryobench_run):
 @pytest.mark.parametrize("job", ["preprocessing", *LIVE_JOB_MEMORY_GB])
 @pytest.mark.cryobench_name("live_gpu_memory_{job}")
 def test_live_gpu_memory(cryobench_case, cryobench_run, job):
-    from pytest_cryobench.live import camera
+    from pytest_cryobench.requirements.live import camera
 
     gpus = _need_gpus(cryobench_run)
     chosen = cryobench_run.settings.live_camera
@@ -276,6 +282,6 @@ def test_live_throughput(cryobench_case, cryobench_run, cryobench_profile, proje
     if s.live_camera is None or s.live_rate is None:
         pytest.skip("give --cryobench-live-camera and --cryobench-live-rate (movies per hour) to check "
                     "whether preprocessing keeps up with the microscope")
-    from pytest_cryobench.live_readiness import measure_throughput
+    from pytest_cryobench.requirements.live_readiness import measure_throughput
 
     measure_throughput(cryobench_case, cryobench_run, cryobench_profile, project_work_dir, SEED, benchmark)

@@ -26,10 +26,10 @@ import numpy as np
 from pytest_cryobench.data.engine import TRUTH_VOLUME, engine_component
 from pytest_cryobench.data.engine_source import ParticleReader, load_engine_dataset
 from pytest_cryobench.data.provision import ensure
-from pytest_cryobench.engine_pass import ENGINE_CASES, EngineCase, make_config, overlap_seconds, run_pass
+from pytest_cryobench.engine.passes import ENGINE_CASES, EngineCase, make_config, overlap_seconds, run_pass
+from pytest_cryobench.measure.timing import SubTimings
+from pytest_cryobench.plugin.session import DATA_SEED
 from pytest_cryobench.profiles import PROFILES
-from pytest_cryobench.session import DATA_SEED
-from pytest_cryobench.timing import SubTimings
 
 
 def _backend(name: str):

@@ -43,16 +43,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import psutil
 
-from pytest_cryobench import pagecache
 from pytest_cryobench.data.particles import (
-    ParticleReader, ParticleStack, copy_stack, make_read_plan, write_particle_stack,
+    ParticleReader,
+    ParticleStack,
+    copy_stack,
+    make_read_plan,
+    write_particle_stack,
 )
-from pytest_cryobench.fsutil import free_bytes, human_bytes
+from pytest_cryobench.measure import pagecache
+from pytest_cryobench.measure.fsutil import free_bytes, human_bytes
 from pytest_cryobench.profiles import PROFILES, ParticleStackSize
 
 MB = 1e6

@@ -95,8 +95,11 @@ def _noisesub(a, b, n, apix):
 
 
 def nu_workload(profile):
-    from pytest_cryobench.kernels.nu_filter import candidate_resolutions, matched_cv_filter_estimation
-    from pytest_cryobench.kernels.nu_filter import two_region_half_maps
+    from pytest_cryobench.kernels.nu_filter import (
+        candidate_resolutions,
+        matched_cv_filter_estimation,
+        two_region_half_maps,
+    )
 
     n, apix = profile.nu_box, profile.map_apix
     a, b, _ = two_region_half_maps(n, apix, *NU_BAND_LIMITS_A, noise_sigma=NU_NOISE_SIGMA, seed=1)

@@ -53,8 +53,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import imagecodecs
 import numpy as np
@@ -63,13 +63,23 @@ import tifffile
 
 # fs_speed.py lies beside this script (the script's directory is on sys.path when it runs).
 from fs_speed import (
-    TARGET_RATIO, Figure, Log, Side, _fio_runner, evict, filesystem_description, fio_file_options,
-    machine_info, measure_round, print_table,
+    TARGET_RATIO,
+    Figure,
+    Log,
+    Side,
+    _fio_runner,
+    evict,
+    filesystem_description,
+    fio_file_options,
+    machine_info,
+    measure_round,
+    print_table,
 )
+
 from pytest_cryobench.data import eer, movies, provision
-from pytest_cryobench.fsutil import copy_file, free_bytes, human_bytes
+from pytest_cryobench.measure.fsutil import copy_file, free_bytes, human_bytes
+from pytest_cryobench.plugin.session import DATA_SEED
 from pytest_cryobench.profiles import PROFILES, Profile
-from pytest_cryobench.session import DATA_SEED
 
 MB = 1e6
 # Section 2: the harness may take at most this much longer than the bare decode loop.

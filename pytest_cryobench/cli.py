@@ -25,10 +25,10 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from .options import OPTIONS, add_to_argparse
+from pytest_cryobench.plugin.options import OPTIONS, add_to_argparse
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def _write_new_json(doc: dict, out: Path, force: bool, command: str) -> bool:
     """Write ``doc`` atomically, unless ``out`` exists and ``force`` is not given (then say so)."""
-    from .fsutil import atomic_write
+    from pytest_cryobench.measure.fsutil import atomic_write
 
     if out.exists() and not force:
         print(f"cryobench {command}: {out} exists; use --force to replace it", file=sys.stderr)
@@ -81,8 +81,8 @@ def _write_new_json(doc: dict, out: Path, force: bool, command: str) -> bool:
 
 
 def _save_reference(args: argparse.Namespace) -> int:
-    from .errors import CryobenchError
-    from .references import load_result, make_reference, sibling_result_files
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.references import load_result, make_reference, sibling_result_files
 
     try:
         paths: list[Path] = []
@@ -97,7 +97,7 @@ def _save_reference(args: argparse.Namespace) -> int:
         return 2
     ref["reference_command"] = _command_line(args)
     if args.anonymize:
-        from .anonymize import anonymize_document
+        from pytest_cryobench.record.anonymize import anonymize_document
 
         ref = anonymize_document(ref)
     if args.install:
@@ -113,8 +113,8 @@ def _save_reference(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .errors import CryobenchError
-    from .references import comparison_from_reference, load_result, read_json
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.references import comparison_from_reference, load_result, read_json
 
     bad = 0
     for given in args.files:
@@ -140,10 +140,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _anonymize(args: argparse.Namespace) -> int:
-    from .anonymize import anonymize_document
-    from .errors import CryobenchError
-    from .fsutil import atomic_write
-    from .references import read_json
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.measure.fsutil import atomic_write
+    from pytest_cryobench.record.anonymize import anonymize_document
+    from pytest_cryobench.record.references import read_json
 
     for given in args.files:
         path = Path(given)
@@ -169,15 +169,15 @@ def _anonymize(args: argparse.Namespace) -> int:
 
 def _reference_dirs(args: argparse.Namespace) -> list[Path]:
     """Where reference names are looked up: the user's ``<data-dir>/references``, then the shipped ones."""
-    from .locations import bundled_dir
+    from pytest_cryobench.locations import bundled_dir
 
     return [_data_dir(args) / "references", bundled_dir("references")]
 
 
 def _load_columns(args: argparse.Namespace, command: str):
     """The columns named on the command line and the index of the chosen reference column."""
-    from .errors import CryobenchError
-    from .references import load_column
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.references import load_column
 
     columns, specs, seen = [], [], {}
     for spec in args.runs:
@@ -212,8 +212,8 @@ def _load_columns(args: argparse.Namespace, command: str):
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import build_table, render_legend, render_text
-    from .errors import CryobenchError
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.compare import build_table, render_legend, render_text
 
     try:
         columns, reference = _load_columns(args, "compare")
@@ -238,9 +238,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .compare import build_table
-    from .errors import CryobenchError
-    from .html_report import write_html
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.compare import build_table
+    from pytest_cryobench.record.html import write_html
 
     try:
         columns, reference = _load_columns(args, "report")
@@ -260,10 +260,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _references(args: argparse.Namespace) -> int:
-    from .compare import date_of, machine_summary
-    from .errors import CryobenchError
-    from .references import known_references, load_column
-    from .report import align_rows
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.compare import date_of, machine_summary
+    from pytest_cryobench.record.references import known_references, load_column
+    from pytest_cryobench.record.text import align_rows
 
     dirs = _reference_dirs(args)
     found = known_references(dirs)
@@ -288,9 +288,9 @@ def _references(args: argparse.Namespace) -> int:
 
 
 def _import_cryosparc(args: argparse.Namespace) -> int:
-    from .cryosparc_import import convert
-    from .errors import CryobenchError
-    from .references import read_json
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.record.cryosparc_import import convert
+    from pytest_cryobench.record.references import read_json
 
     paths = [Path(p) for p in args.files]
     name = args.name or f"cryosparc-{paths[0].stem}"
@@ -314,24 +314,24 @@ def _import_cryosparc(args: argparse.Namespace) -> int:
 def _data_dir(args: argparse.Namespace) -> Path:
     import os
 
-    from .settings import default_data_dir
+    from pytest_cryobench.plugin.settings import default_data_dir
 
     return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir(os.environ)
 
 
 def _cli_progress(label: str):
     """Progress on stderr for the CLI (the plugin's version goes around pytest's capture)."""
-    from .progress import progress
+    from pytest_cryobench.measure.progress import progress
 
     return progress(None, label)
 
 
 def _data_generate(args: argparse.Namespace) -> int:
-    from .data import provision
-    from .data.movies import FORMATS, movie_component
-    from .errors import CryobenchError
-    from .profiles import get_profile
-    from .session import DATA_SEED
+    from pytest_cryobench.data import provision
+    from pytest_cryobench.data.movies import FORMATS, movie_component
+    from pytest_cryobench.errors import CryobenchError
+    from pytest_cryobench.plugin.session import DATA_SEED
+    from pytest_cryobench.profiles import get_profile
 
     profile = get_profile(args.profile)
     root = provision.data_root(_data_dir(args), profile.name)
@@ -353,8 +353,8 @@ def _data_generate(args: argparse.Namespace) -> int:
 
 
 def _data_verify(args: argparse.Namespace) -> int:
-    from .data import layout, provision
-    from .data.movies import CHECKS
+    from pytest_cryobench.data import layout, provision
+    from pytest_cryobench.data.movies import CHECKS
 
     if args.data:
         problems = layout.validate(Path(args.data))
@@ -373,7 +373,7 @@ def _data_verify(args: argparse.Namespace) -> int:
 
 
 def _tolerance_arg(text: str) -> float:
-    from .options import parse_tolerance
+    from pytest_cryobench.plugin.options import parse_tolerance
 
     try:
         return parse_tolerance(text)
@@ -394,7 +394,7 @@ def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from pytest_cryobench import __version__
 
     parser = argparse.ArgumentParser(prog="cryobench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"pytest-cryobench {__version__}")

@@ -6,17 +6,17 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 # pytester's in-process runs forget modules first imported inside them; numpy's C core cannot be
 # loaded twice in one process, so the heavy modules are imported once here, outside those runs.
 import numpy  # noqa: F401
-import pytest_cryobench.runner  # noqa: F401
+import pytest
 import scipy.ndimage  # noqa: F401
+
 import pytest_cryobench.kernels.fsc  # noqa: F401
 import pytest_cryobench.kernels.masks  # noqa: F401
 import pytest_cryobench.kernels.nu_filter  # noqa: F401
 import pytest_cryobench.kernels.picking  # noqa: F401
+import pytest_cryobench.plugin.runner  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +70,7 @@ def particle_args(smoke_args) -> list[str]:
 @pytest.fixture
 def cupy():
     """CuPy with a reachable CUDA device, or a skip that says why not (the plugin's own probe)."""
-    from pytest_cryobench.backend import import_cupy
+    from pytest_cryobench.measure.backend import import_cupy
 
     module, reason = import_cupy()
     if module is None:

@@ -9,13 +9,13 @@ a message saying how to convert it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import CryobenchError
-from ..fsutil import atomic_write
+from pytest_cryobench.errors import CryobenchError
+from pytest_cryobench.measure.fsutil import atomic_write
 
 NPY_MAGIC = b"\x93NUMPY"
 CSDAT_MAGIC = b"\x95CSDAT"

@@ -50,13 +50,14 @@ import io
 import mmap
 import os
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from ..errors import CryobenchError
+from pytest_cryobench.errors import CryobenchError
 
 # Compression -> (skip bits, x sub-pixel bits, y sub-pixel bits); 65002 reads them from tags 65007-65009.
 EER_CODINGS = {65000: (8, 2, 2), 65001: (7, 2, 2)}
@@ -83,7 +84,7 @@ _DEFAULT_UNITS = {
     "frameRate": "Hz",
 }
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, mmap.mmap]
+Source = str | os.PathLike | bytes | bytearray | memoryview | mmap.mmap
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ class EerWriter:
         self._handle.write(_BIGTIFF_HEADER)
         self._pos = len(_BIGTIFF_HEADER)
 
-    def __enter__(self) -> "EerWriter":
+    def __enter__(self) -> EerWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ..profiles import Profile
-from .cs import make_dataset, write_cs
-from .maps import write_map
-from .provision import Component
+from pytest_cryobench.data.cs import make_dataset, write_cs
+from pytest_cryobench.data.maps import write_map
+from pytest_cryobench.data.provision import Component
+from pytest_cryobench.profiles import Profile
 
 ENGINE_DIR = "gpu_engine_test"
 TRUTH_VOLUME = f"{ENGINE_DIR}/truth_volume.mrc"
@@ -65,7 +65,7 @@ def blob_model(n: int, apix: float, seed: int) -> dict[str, np.ndarray]:
         ``centres`` (J, 3) float64 ``(x, y, z)``; ``sigma`` (J,) voxels; ``amplitude`` (J,);
         ``J = 14 * BLOB_SEEDS``, the D7 images of each seed blob consecutive.
     """
-    from ..kernels.rotations import symmetry_group
+    from pytest_cryobench.kernels.rotations import symmetry_group
 
     rng = np.random.default_rng(seed)
     group = symmetry_group(SYMMETRY)
@@ -127,7 +127,7 @@ def blob_projections(model: dict[str, np.ndarray], rotations: np.ndarray, shifts
 
 def apply_ctf(images: np.ndarray, df1: np.ndarray, df2: np.ndarray, angle: np.ndarray, apix: float) -> np.ndarray:
     """Images convolved with their CTFs (Fourier multiply, origin at pixel ``n // 2``), float32."""
-    from ..kernels.ctf import ctf_at, frequency_grid
+    from pytest_cryobench.kernels.ctf import ctf_at, frequency_grid
 
     n = images.shape[-1]
     ky, kx = frequency_grid((n, n), apix)
@@ -157,8 +157,8 @@ def particle_plan(profile: Profile, seed: int) -> dict[str, np.ndarray]:
         ``rotation`` and ``shift`` (int64 grid indices), ``matrix`` (P, 3, 3), ``shift_px``
         (P, 2), ``df1_A``, ``df2_A``, ``df_angle_rad``, ``high_snr`` (bool).
     """
-    from ..kernels.engine import shift_grid
-    from ..kernels.rotations import rotation_grid
+    from pytest_cryobench.kernels.pose_search import shift_grid
+    from pytest_cryobench.kernels.rotations import rotation_grid
 
     e = profile.engine
     grid = rotation_grid(e.directions, e.psi_step_deg)
@@ -176,7 +176,7 @@ def particle_plan(profile: Profile, seed: int) -> dict[str, np.ndarray]:
 
 def engine_component(profile: Profile, seed: int) -> Component:
     """The engine's data set (known answer: every particle's pose, shift and CTF; the volume)."""
-    from ..kernels.rotations import matrix_to_rotvec
+    from pytest_cryobench.kernels.rotations import matrix_to_rotvec
 
     e = profile.engine
     n, apix = e.box, e.apix

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import CryobenchError
-from .cs import read_cs
-from .engine import ENGINE_DIR, PARTICLES_CS, REFERENCE_VOLUME, TRUTH_VOLUME
-from .maps import read_map
-from .particles import mrc_stack_layout
+from pytest_cryobench.data.cs import read_cs
+from pytest_cryobench.data.engine import ENGINE_DIR, PARTICLES_CS, REFERENCE_VOLUME, TRUTH_VOLUME
+from pytest_cryobench.data.maps import read_map
+from pytest_cryobench.data.particles import mrc_stack_layout
+from pytest_cryobench.errors import CryobenchError
 
 POSE_FIELDS = ("alignments3D/pose", "alignments3D/shift")
 CTF_FIELDS = ("ctf/df1_A", "ctf/df2_A", "ctf/df_angle_rad", "ctf/accel_kv", "ctf/cs_mm", "ctf/amp_contrast")
@@ -113,7 +114,7 @@ def load_engine_dataset(root: Path, truth_info: dict[str, Any] | None = None, *,
         A missing or unreadable file, a ``.cs`` file without the pose, CTF or blob fields, a
         particle index beyond its stack's length, or stacks whose box differs from the volume's.
     """
-    from ..kernels.engine import CtfParams
+    from pytest_cryobench.kernels.pose_search import CtfParams
 
     root = Path(root)
     cs_path = root / cs_name

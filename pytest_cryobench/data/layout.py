@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CryobenchError
+from pytest_cryobench.errors import CryobenchError
 
 # (pattern relative to the data set's root, minimum number of matches)
 EXPECTED: tuple[tuple[str, int], ...] = (
@@ -47,7 +47,7 @@ def validate(root: Path, check_movies: bool = True) -> list[str]:
     list of str
         One line per problem (empty when the data set is complete and readable).
     """
-    from .movies import CHECKS
+    from pytest_cryobench.data.movies import CHECKS
 
     if not root.is_dir():
         return [f"{root} is not a directory"]

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CryobenchError
-from ..profiles import Profile
-from .provision import Component
+from pytest_cryobench.data.provision import Component
+from pytest_cryobench.errors import CryobenchError
+from pytest_cryobench.profiles import Profile
 
 NU_BAND_LIMITS_A = (4.5, 9.0)  # on the candidate grid at 1.5 A/voxel (see kernels.nu_filter)
 NU_NOISE_SIGMA = 0.5
@@ -72,7 +72,7 @@ def read_half_maps(path_a: Path, path_b: Path) -> tuple[np.ndarray, np.ndarray, 
 
 def nu_component(profile: Profile, seed: int) -> Component:
     """Two-region half maps for the filter estimation (known answer: each region's band limit)."""
-    from ..kernels.nu_filter import two_region_half_maps
+    from pytest_cryobench.kernels.nu_filter import two_region_half_maps
 
     n, apix = profile.nu_box, profile.map_apix
     made: dict[str, Any] = {}
@@ -104,7 +104,7 @@ def fsc_component(profile: Profile, seed: int) -> Component:
     """Designed half maps for the FSC cases: a band-limited signal plus independent white noise
     per half, and the clean signal itself (``signal.mrc``, our addition to CryoSPARC's layout),
     from which the expected curve under any mask follows (see :func:`expected_masked_fsc`)."""
-    from ..kernels.fsc import designed_half_maps
+    from pytest_cryobench.kernels.fsc import designed_half_maps
 
     n, apix = profile.fsc_box, profile.map_apix
     band = int(FSC_BAND_FRACTION * (n // 2))
@@ -148,7 +148,7 @@ def expected_masked_fsc(signal: np.ndarray, mask: np.ndarray | None, noise_sigma
     -------
     numpy.ndarray, shape (n // 2 + 1,)
     """
-    from ..kernels.fsc import shell_power
+    from pytest_cryobench.kernels.fsc import shell_power
 
     m = np.ones_like(signal) if mask is None else np.asarray(mask, dtype=np.float64)
     power = np.asarray(shell_power(np.fft.rfftn(signal.astype(np.float64) * m)))

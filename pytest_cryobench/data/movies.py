@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ..errors import CryobenchError
-from ..profiles import MovieSize, Profile
-from .provision import Component
+from pytest_cryobench.data.provision import Component
+from pytest_cryobench.errors import CryobenchError
+from pytest_cryobench.profiles import MovieSize, Profile
 
 FORMATS = ("tiff", "mrc", "eer")
 SUFFIX = {"tiff": ".tiff", "mrc": ".mrc", "eer": ".eer"}
@@ -119,7 +120,7 @@ def _write_mrc(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> di
 
 
 def _write_eer(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
-    from . import eer
+    from pytest_cryobench.data import eer
 
     rng = _rng(seed, "eer", name)
     counts: list[int] = []
@@ -325,7 +326,7 @@ def decode_tiff(path: Path, threads: int) -> tuple[np.ndarray, tuple[int, int]]:
 
 def check_mrc(path: Path) -> tuple[int, int, int]:
     """Check an MRC movie's header against its size; returns ``(frames, height, width)``."""
-    from .particles import mrc_stack_layout
+    from pytest_cryobench.data.particles import mrc_stack_layout
 
     _, shape, _ = mrc_stack_layout(path)
     return shape
@@ -341,7 +342,7 @@ def check_eer(path: Path) -> tuple[int, int, int]:
         Not EER, truncated (a frame's data past the end, or fewer frames than its metadata says),
         or damaged; the message names the file.
     """
-    from .eer import open_eer
+    from pytest_cryobench.data.eer import open_eer
 
     with open_eer(path) as frames:
         return len(frames), frames.height, frames.width

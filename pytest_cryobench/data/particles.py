@@ -16,15 +16,15 @@ import dataclasses
 import hashlib
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import mrcfile
 import numpy as np
 
-from ..errors import CryobenchError
-from ..fsutil import copy_file, require_free_space
-from ..profiles import ParticleStackSize
+from pytest_cryobench.errors import CryobenchError
+from pytest_cryobench.measure.fsutil import copy_file, require_free_space
+from pytest_cryobench.profiles import ParticleStackSize
 
 DIGEST_BYTES = 16
 MRC_HEADER_BYTES = 1024
@@ -61,7 +61,7 @@ class ParticleStack:
     def particle_bytes_total(self) -> int:
         return self.size.total_bytes
 
-    def relocated(self, directory: Path) -> "ParticleStack":
+    def relocated(self, directory: Path) -> ParticleStack:
         """The same stack with its files in another directory (after a copy)."""
         return dataclasses.replace(self, files=tuple(directory / f.name for f in self.files))
 

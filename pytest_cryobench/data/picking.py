@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..profiles import Profile
-from .cs import make_dataset, write_cs
-from .provision import Component
+from pytest_cryobench.data.cs import make_dataset, write_cs
+from pytest_cryobench.data.provision import Component
+from pytest_cryobench.profiles import Profile
 
 BOX = 64
 APIX = 3.0
@@ -35,9 +35,9 @@ def micrograph_name(i: int) -> str:
 
 def picking_component(profile: Profile, seed: int) -> Component:
     """Micrographs with planted particles (known answer: their coordinates)."""
-    from ..kernels.ctf import ctf_2d
-    from ..kernels.picking import asymmetric_templates, planted_micrograph
-    from .maps import write_map
+    from pytest_cryobench.data.maps import write_map
+    from pytest_cryobench.kernels.ctf import ctf_2d
+    from pytest_cryobench.kernels.picking import asymmetric_templates, planted_micrograph
 
     size, n_mics = profile.picking_size, profile.picking_micrographs
     files = (TEMPLATES_FILE, *[micrograph_name(i) for i in range(n_mics)], EXPOSURES_FILE, TEMPLATES_CS_FILE)

@@ -22,11 +22,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
-from ..errors import CryobenchError
-from ..fsutil import atomic_write, human_bytes, require_free_space
+from pytest_cryobench.errors import CryobenchError
+from pytest_cryobench.measure.fsutil import atomic_write, human_bytes, require_free_space
 
 MANIFEST_NAME = "cryobench-manifest.json"
 MANIFEST_KIND = "cryobench-data"

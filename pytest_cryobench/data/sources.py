@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..profiles import Profile
-from . import layout, provision
-from .movies import movie_component
+from pytest_cryobench.data import layout, provision
+from pytest_cryobench.data.movies import movie_component
+from pytest_cryobench.profiles import Profile
 
 
 class MovieSource:

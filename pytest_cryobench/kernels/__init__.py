@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ..backend import namespace_of
+from pytest_cryobench.measure.backend import namespace_of
 
 
 def xp_of(*arrays: Any) -> ModuleType:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy
 
-from . import xp_of
+from pytest_cryobench.kernels import xp_of
 
 # CODATA 2018 exact / recommended SI values.
 PLANCK_J_S = 6.62607015e-34

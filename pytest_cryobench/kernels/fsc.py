@@ -43,8 +43,8 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from . import sparse_of, xp_of
-from .masks import soft_sphere
+from pytest_cryobench.kernels import sparse_of, xp_of
+from pytest_cryobench.kernels.masks import soft_sphere
 
 FSC_THRESHOLD = 0.143
 """The gold-standard FSC threshold."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy
 
-from . import ndimage_of, xp_of
+from pytest_cryobench.kernels import ndimage_of, xp_of
 
 LOOSE_A = (25.0, 40.0)
 """``(extend_A, soft_A)`` of the loose mask."""

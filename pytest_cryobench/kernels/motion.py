@@ -54,7 +54,7 @@ frame's work is about 0.75 GB (plus the FFT library's workspace) and the binned 
 (726 x 1024) 0.2 GB. The price of bounded memory is that every frame is transformed twice at full
 resolution (passes 1 and 2).
 :class:`GlobalAligner` takes the chunks one at a time so a caller can stream them (see
-:func:`pytest_cryobench.live.preprocess_movie`); :func:`align_frames` does both passes over an
+:func:`pytest_cryobench.requirements.live.preprocess_movie`); :func:`align_frames` does both passes over an
 array it is given.
 
 All kernels take the array module from their inputs (:func:`~pytest_cryobench.kernels.xp_of`);
@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy
 
-from . import fft_of, xp_of
+from pytest_cryobench.kernels import fft_of, xp_of
 
 DEFAULT_BIN_TO = 1024
 """Longer side of the binned frames the shifts are searched on, pixels."""

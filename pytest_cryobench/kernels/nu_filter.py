@@ -27,12 +27,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 import numpy
 
-from . import xp_of
+from pytest_cryobench.kernels import xp_of
 
 __all__ = [
     "DEFAULT_K",
@@ -334,7 +335,7 @@ def matched_cv_filter_estimation(half_a: Any, half_b: Any, apix: float,
     min_sigma_vox : float
         Smallest window sigma, voxels.
     sub_timings : object, optional
-        Anything with a ``span(name, *tags)`` context manager (:class:`~pytest_cryobench.timing.
+        Anything with a ``span(name, *tags)`` context manager (:class:`~pytest_cryobench.measure.timing.
         SubTimings`). Spans ``fft``, ``filter``, ``cv_error`` and ``argmin``, all tagged ``GPU``,
         accumulate over the candidates.
 

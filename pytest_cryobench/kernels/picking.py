@@ -41,12 +41,13 @@ into the micrograph's spectrum too: the per-template product is then one in-plac
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from types import ModuleType
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy
 
-from . import ndimage_of, xp_of
+from pytest_cryobench.kernels import ndimage_of, xp_of
 
 DEFAULT_MAX_BATCH_BYTES = {"numpy": 16 << 20, "cupy": 1 << 30}
 """Working-memory budget of one batch of templates in :func:`ncc_maps`, bytes, per backend.

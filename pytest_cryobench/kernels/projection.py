@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from . import xp_of
+from pytest_cryobench.kernels import xp_of
 
 INTERPOLATIONS = ("linear", "cubic")
 """Interpolation kernels of :func:`prepare_volume` / :func:`extract_slices`."""

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from pytest_cryobench.backend import query_gpus
+from pytest_cryobench.measure.backend import query_gpus
 
 GPU_CASE = textwrap.dedent("""
     import pytest

@@ -87,7 +87,7 @@ def test_cache_dir_that_does_not_exist(pytester, particle_args, tmp_path, bench_
 def test_not_enough_space_refuses_before_writing(pytester, particle_args, bench_dirs, monkeypatch):
     import shutil
 
-    from pytest_cryobench import fsutil
+    from pytest_cryobench.measure import fsutil
 
     real = shutil.disk_usage
     monkeypatch.setattr(fsutil.shutil, "disk_usage",
@@ -135,7 +135,7 @@ def test_baseline_of_another_schema_version(pytester, particle_args, tmp_path):
 
 
 def test_sysctl_drop_caches_not_permitted(pytester, particle_args, monkeypatch, tmp_path):
-    from pytest_cryobench import pagecache
+    from pytest_cryobench.measure import pagecache
 
     monkeypatch.setattr(pagecache, "DROP_CACHES_PATH", tmp_path / "no" / "drop_caches")
     result = pytester.runpytest_inprocess(*particle_args, "--cryobench-drop-caches=sysctl")

@@ -33,7 +33,7 @@ def test_requirements_command_runs_the_requirements_suite(tmp_path, bench_dirs, 
 
 
 def test_save_reference_install_puts_it_where_names_are_found(tmp_path, bench_dirs, capsys):
-    from pytest_cryobench.references import load_reference
+    from pytest_cryobench.record.references import load_reference
 
     main(["run", "--profile", "smoke", "--data-dir", str(bench_dirs["data"]), "--output", str(bench_dirs["out"]),
           "--project-dir", str(bench_dirs["project"]), "--no-ssd", "--run-id", "inst",

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pytest_cryobench.engine_pass import ENGINE_CASES
+from pytest_cryobench.engine.passes import ENGINE_CASES
 from tests.conftest import load_results
 
 ONE_CASE = ["-k", "engine and memory_single_linear10_max_C1"]
@@ -45,7 +45,7 @@ def test_the_fourteen_cases_run_and_check_their_answers(pytester, smoke_args, be
 
 def test_a_wrong_projection_convention_fails_the_pose_check(pytester, smoke_args, monkeypatch):
     """Slices taken at R instead of R^T (a transposed pose convention) cannot pass."""
-    from pytest_cryobench import engine_pass
+    from pytest_cryobench.engine import passes as engine_pass
 
     real = engine_pass.extract_slices
     monkeypatch.setattr(engine_pass, "extract_slices",

@@ -13,7 +13,8 @@ def test_installed_but_off_changes_nothing(pytester):
 
         def test_one():
             loaded = sorted(m for m in sys.modules if m.startswith("pytest_cryobench"))
-            assert loaded == ["pytest_cryobench", "pytest_cryobench.options", "pytest_cryobench.plugin"], loaded
+            assert loaded == ["pytest_cryobench", "pytest_cryobench.plugin", "pytest_cryobench.plugin.hooks",
+                              "pytest_cryobench.plugin.options"], loaded
             assert "cupy" not in sys.modules
     """))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
@@ -23,7 +24,7 @@ def test_installed_but_off_changes_nothing(pytester):
 
 
 def test_plugin_import_is_standard_library_only():
-    code = ("import sys; import pytest_cryobench.plugin; "
+    code = ("import sys; import pytest_cryobench.plugin.hooks; "
             "bad = [m for m in ('numpy', 'cupy', 'psutil', 'mrcfile', 'jsonschema') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     # pytest itself is imported by plugin.py; measure only what our modules add on top of it.

@@ -20,7 +20,7 @@ def test_nu_filter_estimation_finds_both_band_limits(pytester, smoke_args, bench
 
 
 def test_gpu_cases_without_gpu_are_reported_as_could_not_run(pytester, smoke_args, bench_dirs):
-    from pytest_cryobench.backend import query_gpus
+    from pytest_cryobench.measure.backend import query_gpus
 
     if query_gpus().gpus:
         import pytest

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pytest_cryobench import probes
-from pytest_cryobench.backend import GpuInfo, GpuInventory
+from pytest_cryobench.measure.backend import GpuInfo, GpuInventory
+from pytest_cryobench.requirements import probes
 from tests.conftest import load_results
 
 CPU_CASES = ("platform", "kernel", "non_root", "open_files", "dev_shm", "memory_bandwidth",
@@ -44,7 +44,7 @@ def test_not_run_unless_asked_for(pytester, smoke_args):
 
 
 def test_no_gpu_cpu_requirements_still_checked(pytester, smoke_args, bench_dirs, fast_probes):
-    import pytest_cryobench.session as session
+    import pytest_cryobench.plugin.session as session
 
     fast_probes.setattr(session, "query_gpus", lambda: GpuInventory((), error="NVML is not usable (no driver)"))
     result = pytester.runpytest_inprocess(*smoke_args, "-m", "requirements", "-p", "no:randomly")
@@ -92,7 +92,7 @@ def test_running_as_root_is_below_minimum(pytester, smoke_args, bench_dirs, monk
 
 
 def test_fake_gpus_are_checked_per_gpu(pytester, smoke_args, bench_dirs, fast_probes):
-    import pytest_cryobench.session as session
+    import pytest_cryobench.plugin.session as session
 
     gpus = (GpuInfo(0, "NVIDIA GeForce GTX 1080 Ti", "00000000:02:00.0", 11_811_160_064, (6, 1)),
             GpuInfo(1, "NVIDIA GeForce GTX 1080", "00000000:03:00.0", 8_589_934_592, (6, 1)))
@@ -170,7 +170,7 @@ def test_live_throughput_on_the_cpu(pytester, smoke_args, bench_dirs, fast_probe
 
 
 def test_live_throughput_without_gpu_says_how_to_measure_the_cpu(pytester, smoke_args, bench_dirs, fast_probes):
-    import pytest_cryobench.session as session
+    import pytest_cryobench.plugin.session as session
 
     fast_probes.setattr(session, "query_gpus", lambda: GpuInventory((), error="NVML is not usable (no driver)"))
     pytester.runpytest_inprocess(*smoke_args, "-m", "requirements", "-k", "live_throughput",

@@ -47,15 +47,15 @@ def wheel_python(tmp_path_factory) -> Path:
 
 
 def test_wheel_ships_suites_schemas_and_references(wheel_python, tmp_path):
-    code = ("import pytest_cryobench, pytest_cryobench.runner as r, pytest_cryobench.locations as l; "
+    code = ("import pytest_cryobench, pytest_cryobench.plugin.runner as r, pytest_cryobench.locations as l; "
             "print(pytest_cryobench.__file__); print(r.suites_dir()); print(l.bundled_dir('references'))")
     out = subprocess.run([str(wheel_python), "-c", code], cwd=tmp_path, check=True, capture_output=True,
                          text=True).stdout.split()
     venv_dir = str(wheel_python.parent.parent)
     assert all(line.startswith(venv_dir) for line in out), out
     assert (Path(out[1]) / "bench_fs_particles.py").is_file()
-    assert Path(out[0]).with_name("schemas").joinpath("reference-1.schema.json").is_file()
-    assert Path(out[0]).with_name("report_assets").joinpath("report.js").is_file()
+    assert Path(out[0]).parent.joinpath("record", "schemas").joinpath("reference-1.schema.json").is_file()
+    assert Path(out[0]).parent.joinpath("record", "report_assets").joinpath("report.js").is_file()
     assert sorted(p.name for p in Path(out[2]).glob("*.json")) == [
         "ci-2core-epyc-numpy-smoke.json", "ci-2core-epyc-numpy-standard.json"]
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from pathlib import Path
-
-from pytest_cryobench.results import CaseRecord, Metric, group_document, write_group
+from pytest_cryobench.record.model import CaseRecord, Metric, group_document, write_group
 
 RUN_ID = "cb20240102-030405"
 

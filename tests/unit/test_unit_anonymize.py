@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 import json
 
-
-from pytest_cryobench.anonymize import REDACTED, anonymize_document
-from pytest_cryobench.references import load_result
-from pytest_cryobench.results import write_group
+from pytest_cryobench.record.anonymize import REDACTED, anonymize_document
+from pytest_cryobench.record.model import write_group
+from pytest_cryobench.record.references import load_result
 
 
 def _json(doc) -> str:

@@ -11,9 +11,19 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pytest_cryobench.backend import (
-    Backend, BackendPlan, GpuInfo, GpuInventory, import_cupy, make_backend, namespace_of, plan_backend,
-    query_gpus, select_gpus, versions)
+from pytest_cryobench.measure.backend import (
+    Backend,
+    BackendPlan,
+    GpuInfo,
+    GpuInventory,
+    import_cupy,
+    make_backend,
+    namespace_of,
+    plan_backend,
+    query_gpus,
+    select_gpus,
+    versions,
+)
 
 GPUS = [
     # name, bus id, memory, compute capability

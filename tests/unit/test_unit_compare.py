@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pytest_cryobench.cli import main
-from pytest_cryobench.compare import build_table, headline_seconds, render_legend, render_text
-from pytest_cryobench.references import load_column, make_reference
+from pytest_cryobench.record.compare import build_table, headline_seconds, render_legend, render_text
+from pytest_cryobench.record.references import load_column, make_reference
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -127,7 +127,7 @@ def test_cli_only_changed_and_detail(runs, capsys):
 
 def test_a_reference_file_is_a_column(runs, tmp_path, capsys):
     before, after, _ = runs
-    from pytest_cryobench.references import load_result, sibling_result_files
+    from pytest_cryobench.record.references import load_result, sibling_result_files
 
     ref = make_reference([load_result(p) for p in sibling_result_files(before)], "lab-a", "two-socket box")
     ref_path = tmp_path / "lab-a.json"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from pytest_cryobench.cli import main
-from pytest_cryobench.cryosparc_import import convert, is_cryosparc_document
 from pytest_cryobench.errors import ResultFileError
-from pytest_cryobench.references import load_column, load_reference
-from pytest_cryobench.verdicts import judge
+from pytest_cryobench.record.cryosparc_import import convert, is_cryosparc_document
+from pytest_cryobench.record.references import load_column, load_reference
+from pytest_cryobench.record.verdicts import judge
 
 # Shaped as the guide's example of what the Benchmark job writes (its numbers are made up here).
 TEST_INFO = {

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pytest_cryobench.data import engine as data_engine
-from pytest_cryobench.engine_pass import ENGINE_CASES, EngineCase, PassConfig, make_config, overlap_seconds, run_pass
-from pytest_cryobench.kernels import engine as ek
+from pytest_cryobench.engine.passes import ENGINE_CASES, EngineCase, PassConfig, make_config, overlap_seconds, run_pass
+from pytest_cryobench.kernels import pose_search as ek
 from pytest_cryobench.kernels.projection import extract_slices, fourier_coords, prepare_volume
 from pytest_cryobench.kernels.rotations import rotation_grid, symmetric_angle_deg, symmetry_group
 from pytest_cryobench.profiles import PROFILES

@@ -9,11 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_cryobench import fsutil
 from pytest_cryobench.errors import DirectoryError, NotEnoughSpace
-from pytest_cryobench.fsutil import (
-    atomic_write, copy_file, ensure_writable_dir, filesystem_of, free_bytes, human_bytes,
-    require_free_space)
+from pytest_cryobench.measure import fsutil
+from pytest_cryobench.measure.fsutil import (
+    atomic_write,
+    copy_file,
+    ensure_writable_dir,
+    filesystem_of,
+    free_bytes,
+    human_bytes,
+    require_free_space,
+)
 
 DiskUsage = collections.namedtuple("DiskUsage", "total used free")
 
@@ -263,7 +269,7 @@ def test_atomic_write_goes_through_links_and_refuses_other_files(tmp_path):
 
     import pytest
 
-    from pytest_cryobench.fsutil import atomic_write
+    from pytest_cryobench.measure.fsutil import atomic_write
 
     target = tmp_path / "target.html"
     target.write_text("old")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pytest_cryobench.cli import main
-from pytest_cryobench.compare import build_table
-from pytest_cryobench.html_report import render_html, report_data
-from pytest_cryobench.references import load_column
+from pytest_cryobench.record.compare import build_table
+from pytest_cryobench.record.html import render_html, report_data
+from pytest_cryobench.record.references import load_column
 
 ARTIFACTS = Path(os.environ.get("CRYOBENCH_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_cryobench import live
 from pytest_cryobench.errors import CryobenchError
+from pytest_cryobench.requirements import live
 
 WIDTH = HEIGHT = 256
 FRAMES = 8

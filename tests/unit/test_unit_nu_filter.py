@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_cryobench.kernels import nu_filter as nf
-from pytest_cryobench.timing import SubTimings
+from pytest_cryobench.measure.timing import SubTimings
 
 APIX = 1.5
 N = 48

@@ -9,11 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cryobench import options
-from pytest_cryobench.options import (
-    OPTIONS, OPTIONS_BY_NAME, OptionError, add_to_argparse, is_enabled, parse_bool, parse_gpus,
-    parse_path, parse_positive_int, parse_text, parse_tolerance, resolve)
-from pytest_cryobench.settings import build_settings, default_data_dir
+from pytest_cryobench.plugin import options
+from pytest_cryobench.plugin.options import (
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    OptionError,
+    add_to_argparse,
+    is_enabled,
+    parse_bool,
+    parse_gpus,
+    parse_path,
+    parse_positive_int,
+    parse_text,
+    parse_tolerance,
+    resolve,
+)
+from pytest_cryobench.plugin.settings import build_settings, default_data_dir
 
 INV = Path("/invocation/dir")
 XDG = {"XDG_CACHE_HOME": "/xdg-cache"}
@@ -364,10 +375,10 @@ def test_is_enabled_errors_name_the_source():
 # --------------------------------------------------------------------------- import cost
 
 def test_importing_options_does_not_import_numpy():
-    code = ("import sys, pytest_cryobench.options; "
+    code = ("import sys, pytest_cryobench.plugin.options; "
             "heavy = [m for m in ('numpy', 'mrcfile', 'jsonschema', 'psutil', 'pynvml', 'cupy') "
             "if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
-    assert options.__name__ == "pytest_cryobench.options"
+    assert options.__name__ == "pytest_cryobench.plugin.options"

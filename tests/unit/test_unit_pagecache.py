@@ -8,10 +8,17 @@ import os
 import numpy as np
 import pytest
 
-from pytest_cryobench import pagecache
 from pytest_cryobench.errors import PageCacheError
-from pytest_cryobench.pagecache import (
-    WARM_THRESHOLD, Residency, check_sysctl_permitted, drop, drop_and_measure, file_residency, residency)
+from pytest_cryobench.measure import pagecache
+from pytest_cryobench.measure.pagecache import (
+    WARM_THRESHOLD,
+    Residency,
+    check_sysctl_permitted,
+    drop,
+    drop_and_measure,
+    file_residency,
+    residency,
+)
 
 SIZE = 4 << 20  # 4 MiB: 1024 pages of 4 KiB
 

@@ -11,12 +11,21 @@ import mrcfile
 import numpy as np
 import pytest
 
-from pytest_cryobench import fsutil
 from pytest_cryobench.data import particles
 from pytest_cryobench.data.particles import (
-    MRC_HEADER_BYTES, ParticleReader, copy_stack, make_read_plan, mrc_stack_layout, particle_file_name,
-    remove_stack_files, remove_tree, verify_sample, write_particle_stack)
+    MRC_HEADER_BYTES,
+    ParticleReader,
+    copy_stack,
+    make_read_plan,
+    mrc_stack_layout,
+    particle_file_name,
+    remove_stack_files,
+    remove_tree,
+    verify_sample,
+    write_particle_stack,
+)
 from pytest_cryobench.errors import CryobenchError, NotEnoughSpace
+from pytest_cryobench.measure import fsutil
 from pytest_cryobench.profiles import ParticleStackSize
 
 SIZE = ParticleStackSize(40, 16, 4)   # 4 files of 10 particles of 16x16 float32 (1 KiB each)

@@ -313,7 +313,7 @@ def test_half_done_regeneration_is_not_reused(tmp_path):
 
 
 def test_not_enough_space_before_anything_is_written(tmp_path, monkeypatch):
-    monkeypatch.setattr("pytest_cryobench.fsutil.shutil.disk_usage",
+    monkeypatch.setattr("pytest_cryobench.measure.fsutil.shutil.disk_usage",
                         lambda path: DiskUsage(10**9, 10**9 - 5000, 5000))
     hand = Hand(estimated=1_000_000)
     root = tmp_path / "synthetic-tiny"
@@ -327,7 +327,7 @@ def test_not_enough_space_before_anything_is_written(tmp_path, monkeypatch):
 def test_not_enough_space_for_regeneration_keeps_old_data(tmp_path, monkeypatch):
     provision.ensure(tmp_path, Hand().component, 3)
     manifest_text = (tmp_path / provision.MANIFEST_NAME).read_text()
-    monkeypatch.setattr("pytest_cryobench.fsutil.shutil.disk_usage",
+    monkeypatch.setattr("pytest_cryobench.measure.fsutil.shutil.disk_usage",
                         lambda path: DiskUsage(10**9, 10**9, 0))
     hand = Hand(version=2, tag="v2")
     with pytest.raises(NotEnoughSpace):
@@ -344,7 +344,7 @@ def test_enough_space_is_checked_against_the_estimate(tmp_path, monkeypatch):
         seen.append(Path(path))
         return DiskUsage(10**9, 0, 10**6)
 
-    monkeypatch.setattr("pytest_cryobench.fsutil.shutil.disk_usage", usage)
+    monkeypatch.setattr("pytest_cryobench.measure.fsutil.shutil.disk_usage", usage)
     hand = Hand(estimated=10**6 // 2)
     provision.ensure(tmp_path, hand.component, 3)
     assert hand.calls == list(FILES)

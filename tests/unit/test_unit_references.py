@@ -10,10 +10,20 @@ from pathlib import Path
 import pytest
 
 from pytest_cryobench.errors import ResultFileError
-from pytest_cryobench.references import (
-    REFERENCE_KIND, Comparison, known_references, load_baseline, load_reference, load_result,
-    make_reference, read_json, result_tests, sibling_result_files, validate)
-from pytest_cryobench.results import group_document, write_group
+from pytest_cryobench.record.model import group_document, write_group
+from pytest_cryobench.record.references import (
+    REFERENCE_KIND,
+    Comparison,
+    known_references,
+    load_baseline,
+    load_reference,
+    load_result,
+    make_reference,
+    read_json,
+    result_tests,
+    sibling_result_files,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -279,7 +289,7 @@ def test_load_baseline_of_an_invalid_sibling_fails(fs_doc, tmp_path, run_id):
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
 def test_no_packaged_name_collides_with_a_module():
-    # Regression: the data package "pytest_cryobench.references" once shadowed the module
+    # Regression: the data package "pytest_cryobench.record.references" once shadowed the module
     # pytest_cryobench/references.py in a wheel, so the plugin could not import load_reference.
     import tomllib
 

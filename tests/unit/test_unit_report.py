@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cryobench.report import (
-    format_rate, format_seconds, primary_metric, render_notes, render_table, table_rows, verdict_cell)
-from pytest_cryobench.results import CaseRecord, Metric
+from pytest_cryobench.record.model import CaseRecord, Metric
+from pytest_cryobench.record.text import (
+    format_rate,
+    format_seconds,
+    primary_metric,
+    render_notes,
+    render_table,
+    table_rows,
+    verdict_cell,
+)
 
 GOLDEN = Path(__file__).with_name("golden") / "fs_table.txt"
 COMPARISONS = ["lab-h100", "baseline cb20240101-000000"]

@@ -7,12 +7,20 @@ import os
 import numpy as np
 import pytest
 
-from pytest_cryobench import probes
-from pytest_cryobench.engine_pass import largest_box, refinement_device_bytes
+from pytest_cryobench.engine.passes import largest_box, refinement_device_bytes
 from pytest_cryobench.profiles import get_profile
-from pytest_cryobench.requirements import (
-    BELOW_MINIMUM, BELOW_RECOMMENDED, PASS, REQUIREMENTS, Requirement, format_value, judge,
-    live_memory_requirement, parse_version)
+from pytest_cryobench.requirements import probes
+from pytest_cryobench.requirements.tiers import (
+    BELOW_MINIMUM,
+    BELOW_RECOMMENDED,
+    PASS,
+    REQUIREMENTS,
+    Requirement,
+    format_value,
+    judge,
+    live_memory_requirement,
+    parse_version,
+)
 
 
 @pytest.mark.parametrize("key, value, tier", [
@@ -115,7 +123,7 @@ def test_rotational_reads_the_disk_of_a_partition(tmp_path):
 
 
 def test_network_filesystem_is_not_a_local_ssd(monkeypatch, tmp_path):
-    from pytest_cryobench import fsutil
+    from pytest_cryobench.measure import fsutil
 
     monkeypatch.setattr(fsutil, "filesystem_of", lambda p: {"fstype": "nfs4", "device": "srv:/x", "mountpoint": "/x"})
     info = probes.local_ssd(tmp_path)

@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_cryobench.references import load_result
-from pytest_cryobench.results import (
-    CSV_COLUMNS, RESULT_KIND, RESULT_SCHEMA_VERSION, CaseRecord, Metric, csv_rows, group_document,
-    result_paths, write_group)
+from pytest_cryobench.record.model import (
+    CSV_COLUMNS,
+    RESULT_KIND,
+    RESULT_SCHEMA_VERSION,
+    CaseRecord,
+    Metric,
+    csv_rows,
+    group_document,
+    result_paths,
+    write_group,
+)
+from pytest_cryobench.record.references import load_result
 
 
 def test_group_document_shape(fs_doc, run_id, test_info):

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_cryobench.cli import main
 from pytest_cryobench.locations import bundled_dir
-from pytest_cryobench.references import load_reference
+from pytest_cryobench.record.references import load_reference
 
 SHIPPED = sorted(bundled_dir("references").glob("*.json"))
 REQUIRED = {("smoke", "numpy"), ("standard", "numpy")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_cryobench.timing import TAGS, SubTimings, round_stats
+from pytest_cryobench.measure.timing import TAGS, SubTimings, round_stats
 
 
 class FakeClock:

@@ -6,9 +6,18 @@ import math
 
 import pytest
 
-from pytest_cryobench.verdicts import (
-    COULD_NOT_RUN, DEFAULT_TOLERANCE, FASTER, NOT_COMPARABLE, PASS, SLOWER, Verdict, context_mismatch,
-    judge, slowdown_of)
+from pytest_cryobench.record.verdicts import (
+    COULD_NOT_RUN,
+    DEFAULT_TOLERANCE,
+    FASTER,
+    NOT_COMPARABLE,
+    PASS,
+    SLOWER,
+    Verdict,
+    context_mismatch,
+    judge,
+    slowdown_of,
+)
 
 CTX = {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
 
@@ -261,7 +270,7 @@ def test_rate_against_zero_reference_does_not_crash_judge():
 def test_a_time_and_the_rates_derived_from_it_name_the_time():
     """Rates computed from the same time tie with it up to rounding: the verdict names the first
     metric (the time), not whichever rate rounded worst."""
-    from pytest_cryobench.verdicts import judge
+    from pytest_cryobench.record.verdicts import judge
 
     t, ref_t = 2.0, 1.0
     metrics = {"engine": {"value": t, "unit": "s", "better": "lower"},

@@ -1,0 +1,157 @@
+"""What a benchmark case uses to time itself and record figures and checks.
+
+A suite's test function receives a :class:`Case` (fixture ``cryobench_case``), runs its timed
+region through :meth:`Case.measure` (pytest-benchmark's ``pedantic`` underneath), then adds
+metrics and known-answer checks. The plugin turns the record into verdicts after the call and
+fails the case on a failed check or a ``slower`` verdict.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pytest_cryobench.measure import pagecache
+from pytest_cryobench.measure.timing import SubTimings, round_stats
+from pytest_cryobench.record.model import CaseRecord, Metric
+
+
+class CryobenchWarning(UserWarning):
+    """A figure that may not mean what it says (e.g. a cold read that was warm)."""
+
+
+class Case:
+    """One benchmark case being measured.
+
+    Parameters
+    ----------
+    record : CaseRecord
+        Where figures go.
+    drop_caches : {"fadvise", "sysctl", "none"}
+        How cold rounds evict their files.
+    rounds : int or None
+        ``--cryobench-rounds`` (``None``: the case's own default).
+    backend : Backend, optional
+        The case's array backend (GPU cases): its device is synchronised before every clock
+        read, and its memory pool's peak is recorded.
+    """
+
+    def __init__(self, record: CaseRecord, *, drop_caches: str = "fadvise", rounds: int | None = None,
+                 backend: Any = None) -> None:
+        self.record = record
+        self.drop_caches = drop_caches
+        self.rounds_override = rounds
+        self.backend = backend
+        # Every clock read waits for the case's device first (a no-op on the CPU).
+        self.subtimings = SubTimings(backend.synchronize if backend is not None else (lambda: None))
+        if backend is not None:
+            record.info["device"] = backend.label
+            record.info["backend"] = backend.name
+        self.tolerance: float | None = None
+        self.benchmark: Any = None
+        self._failed_checks: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.record.test
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.record.stats
+
+    def measure(self, benchmark: Any, target: Callable[[SubTimings], Any], *,
+                rounds: int = 3, warmup_rounds: int = 0,
+                setup: Callable[[], None] | None = None,
+                cold_files: Callable[[], Sequence[Any]] | None = None) -> dict[str, Any]:
+        """Time ``target`` over rounds with pytest-benchmark and record the statistics.
+
+        Parameters
+        ----------
+        benchmark : pytest-benchmark fixture
+        target : callable
+            Called as ``target(subtimings)`` once per round; may record spans.
+        rounds : int
+            Timed rounds (``--cryobench-rounds`` overrides).
+        warmup_rounds : int
+            Untimed rounds first (compute kernels; never for cold IO).
+        setup : callable, optional
+            Untimed work before every round (e.g. remove the previous round's copy).
+        cold_files : callable, optional
+            Returns the files to evict from the page cache before every round; their residency
+            afterwards is recorded, and a round that found them resident marks the case warm.
+
+        Returns
+        -------
+        dict
+            Round statistics of the total time (seconds).
+        """
+        rounds = self.rounds_override or rounds
+        self.benchmark = benchmark
+        times: list[float] = []
+        residencies: list[pagecache.Residency] = []
+        st = self.subtimings
+
+        def round_setup() -> None:
+            if setup is not None:
+                setup()
+            if cold_files is not None:
+                residencies.append(pagecache.drop_and_measure(list(cold_files()), self.drop_caches))
+
+        def timed() -> None:
+            st.start_round()
+            start = st.now()
+            target(st)
+            times.append(st.now() - start)
+
+        benchmark.pedantic(timed, setup=round_setup, rounds=rounds, warmup_rounds=warmup_rounds,
+                           iterations=1)
+        kept = min(rounds, len(times))
+        times = times[-kept:]
+        st.rounds = st.rounds[-kept:]
+        self.record.stats = round_stats(times)
+        self.record.timings = {**st.medians(), "total": self.record.stats["median"]}
+        self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
+        if cold_files is not None:
+            self._record_residency(residencies[-kept:])
+        if self.backend is not None and self.backend.is_gpu:
+            pool = self.backend.xp.get_default_memory_pool()
+            self.record.info["gpu_memory_pool_peak_bytes"] = int(pool.total_bytes())
+        return self.record.stats
+
+    def _record_residency(self, residencies: list[pagecache.Residency]) -> None:
+        self.record.residency = [round(r.fraction, 4) for r in residencies]
+        if residencies and not all(r.measured for r in residencies):
+            self.record.info["residency_measured"] = False
+        warm = [r for r in residencies if r.warm]
+        if warm:
+            self.record.warm = True
+            worst = max(r.fraction for r in warm)
+            message = (f"{self.name}: {len(warm)} of {len(residencies)} cold round(s) found up to "
+                       f"{worst:.0%} of the files still in the page cache (--cryobench-drop-caches "
+                       f"{self.drop_caches}); the figure is not a cold-read figure")
+            self.record.info["warm_warning"] = message
+            warnings.warn(CryobenchWarning(message), stacklevel=2)
+
+    def metric(self, name: str, value: float, unit: str, better: str = "lower") -> None:
+        """Record a figure compared with references (``better``: ``"lower"`` or ``"higher"``)."""
+        if better not in ("lower", "higher"):
+            raise ValueError(f"better must be 'lower' or 'higher', not {better!r}")
+        self.record.metrics[name] = Metric(float(value), unit, better)
+
+    def check(self, name: str, passed: bool, message: str = "", **figures: Any) -> None:
+        """Record a known-answer check; a failed one fails the case whatever its speed."""
+        passed = bool(passed)
+        checks = self.record.checks
+        checks["passed"] = checks.get("passed", True) and passed
+        checks[f"{name}_passed"] = passed
+        checks.update({f"{name}_{key}" if key != name else key: value for key, value in figures.items()})
+        if not passed:
+            self._failed_checks.append(f"{name}: {message}" if message else name)
+
+    def info(self, **values: Any) -> None:
+        self.record.info.update(values)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return list(self._failed_checks)

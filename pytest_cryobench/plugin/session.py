@@ -1,0 +1,154 @@
+"""State of one benchmark run: settings, comparisons, records, work dirs, files written."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_cryobench import __version__
+from pytest_cryobench.measure.backend import BackendPlan, GpuInventory, plan_backend, query_gpus
+from pytest_cryobench.plugin.settings import Settings
+from pytest_cryobench.record.model import CaseRecord
+from pytest_cryobench.record.references import Comparison
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+DATA_SEED = 20231
+
+@dataclasses.dataclass
+class RunState:
+    """Everything one ``pytest --cryobench`` session accumulates.
+
+    Attributes
+    ----------
+    settings : Settings
+    run_id : str
+        Prefix of the result files.
+    comparisons : list of Comparison
+        References (in the order given), then the baseline.
+    records : list of CaseRecord
+        One per case that ran or could not run, in run order.
+    work_dirs : list of Path
+        Directories this run created for generated files; removed at the end unless
+        ``--cryobench-keep-data``.
+    written : list of Path
+        Result files written.
+    requirements_not_asked : int
+        Requirement cases left out because ``-m requirements`` was not given.
+    """
+
+    settings: Settings
+    run_id: str
+    command: str
+    started_at: float = dataclasses.field(default_factory=time.time)
+    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
+    records: list[CaseRecord] = dataclasses.field(default_factory=list)
+    work_dirs: list[Path] = dataclasses.field(default_factory=list)
+    written: list[Path] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    requirements_not_asked: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    interrupted: bool = False
+    _inventory: GpuInventory | None = None
+    _plan: BackendPlan | None = None
+
+    @property
+    def inventory(self) -> GpuInventory:
+        if self._inventory is None:
+            self._inventory = query_gpus()
+        return self._inventory
+
+    @property
+    def backend_plan(self) -> BackendPlan:
+        """Where GPU cases run; decided on first use (CuPy is imported only then)."""
+        if self._plan is None:
+            self._plan = plan_backend(self.settings.backend, self.settings.gpus, self.inventory)
+        return self._plan
+
+    @property
+    def decided_plan(self) -> BackendPlan | None:
+        """The backend plan if a GPU case has asked for it, else ``None`` (nothing is probed)."""
+        return self._plan
+
+    @property
+    def backend_name(self) -> str:
+        if self._plan is not None:
+            return self._plan.backend or "none"
+        return "numpy" if self.settings.backend == "numpy" else "none"
+
+    @property
+    def data_source(self) -> str:
+        return "synthetic" if self.settings.data is None else "cryosparc"
+
+    def context(self) -> dict[str, Any]:
+        return {"profile": self.settings.profile, "backend": self.backend_name, "data": self.data_source}
+
+    def work_dir(self, base: Path) -> Path:
+        """A fresh directory ``<base>/cryobench-<run-id>`` owned by this run."""
+        path = base / f"cryobench-{self.run_id}"
+        if path not in self.work_dirs:
+            path.mkdir(parents=False, exist_ok=False)
+            self.work_dirs.append(path)
+        return path
+
+
+def new_run_id(output: Path, requested: str | None) -> str:
+    """The requested id, or ``cbYYYYmmdd-HHMMSS`` made unique among the output dir's files."""
+    if requested is not None:
+        if not _RUN_ID.match(requested):
+            raise ValueError(f"--cryobench-run-id {requested!r}: use letters, digits, '.', '_' and '-'")
+        return requested
+    base = time.strftime("cb%Y%m%d-%H%M%S")
+    run_id, n = base, 1
+    while output.is_dir() and any(output.glob(f"{run_id}_*")):
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def command_line() -> str:
+    """How this process was started, for the record (``pytest --cryobench ...``)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("pytest", "py.test", "__main__.py")):
+        argv[0] = "pytest"
+    return shlex.join(argv)
+
+
+def build_test_info(state: RunState, instance_information: dict[str, Any]) -> dict[str, Any]:
+    """``test_info`` of the result files (SPEC section 6)."""
+    s = state.settings
+    plan = state.decided_plan
+    gpu = plan.devices[0] if plan is not None and plan.devices else None
+    return {
+        "cryobench_version": __version__,
+        "created_at": state.started_at,
+        "finished_at": time.time(),
+        "interrupted": state.interrupted,
+        "command": state.command,
+        "profile": s.profile,
+        "backend": state.backend_name,
+        "data": state.data_source,
+        "data_seed": DATA_SEED,
+        "instance_information": instance_information,
+        "job_params": {
+            "benchmark_data_dir": str(s.data) if s.data else None,
+            "gpu_num_gpus": len(plan.devices) if plan is not None else 0,
+            "send_data": False,
+            "test_random": True,
+            "test_sequential": True,
+            "use_all_gpus": s.gpus == "all",
+            "use_ssd": s.use_ssd,
+            "profile": s.profile,
+            "backend": s.backend,
+            "rounds": s.rounds,
+            "drop_caches": s.drop_caches,
+            "project_dir": str(s.project_dir),
+            "cache_dir": str(s.cache_dir) if s.cache_dir else None,
+        },
+        "gpu_name": gpu.name if gpu else None,
+        "gpu_bus_id": gpu.bus_id if gpu else None,
+    }

@@ -1,0 +1,376 @@
+"""``cryobench compare``: runs and references side by side, as the guide's Benchmark viewer shows them.
+
+One column per run or reference with three figures per test:
+
+``Time``
+    the test's headline time in seconds (its first metric in seconds; else its ``total``);
+``Pct``
+    that time's share of the column's total over the group's tests; on a sub-timing row
+    (``--detail``), the sub-timing's share of its test's total;
+``Speedup``
+    reference time / time: above 1 the column is faster than the chosen reference.
+
+Each test cell of a column other than the reference carries a mark from the verdicts of
+:mod:`pytest_cryobench.record.verdicts` (the same rules the plugin applies): ``SLOWER`` (beyond the
+tolerance: the exit status is 1), ``faster``, ``n/c`` (not comparable: another profile, backend or
+data, or not measured there) and ``could not run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_cryobench.measure.timing import TAGS
+from pytest_cryobench.record.model import GROUPS
+from pytest_cryobench.record.references import Comparison
+from pytest_cryobench.record.text import format_seconds
+from pytest_cryobench.record.verdicts import (
+    COULD_NOT_RUN,
+    FASTER,
+    NOT_COMPARABLE,
+    PASS,
+    SLOWER,
+    Verdict,
+    judge,
+    resolve_tolerance,
+)
+
+MARK_LABEL = {SLOWER: "SLOWER", FASTER: "faster", NOT_COMPARABLE: "n/c", COULD_NOT_RUN: "could not run",
+              PASS: "", "checks failed": "CHECKS FAILED", "absent": "-",
+              "below recommended": "below recommended", "below minimum": "BELOW MINIMUM"}
+CHANGED = frozenset({SLOWER, FASTER, "checks failed"})
+
+
+@dataclasses.dataclass
+class Cell:
+    """One column's figures on one row.
+
+    Attributes
+    ----------
+    seconds : float or None
+        The time (s); ``None`` when the column has no figure here.
+    pct : float or None
+        Share in percent (see the module docstring).
+    speedup : float or None
+        Reference time / time; ``None`` where not comparable or on the reference itself.
+    mark : str
+        ``"ref"`` on the reference column; otherwise a verdict (``pass``, ``slower``, ``faster``,
+        ``not comparable``, ``could not run``), ``checks failed`` or ``absent``; ``""`` on
+        sub-timing rows.
+    detail : str
+        Why, in words (from the verdict).
+    """
+
+    seconds: float | None = None
+    pct: float | None = None
+    speedup: float | None = None
+    mark: str = ""
+    detail: str = ""
+    text: str | None = None
+
+
+@dataclasses.dataclass
+class Row:
+    """A test (``timing is None``) or, with ``--detail``, one of its sub-timings."""
+
+    group: str
+    test: str
+    timing: str | None
+    tags: list[str]
+    cells: list[Cell]
+
+    @property
+    def label(self) -> str:
+        return self.test if self.timing is None else f"  {self.timing}"
+
+
+@dataclasses.dataclass
+class CompareTable:
+    """The whole comparison, shared by the text table and the HTML report.
+
+    Attributes
+    ----------
+    columns : list of Comparison
+        Runs and references in the order given.
+    reference : int
+        Index of the column speedups and marks are computed against.
+    tolerance : float or None
+        ``--tolerance`` if given (else each test's own, else 1.25).
+    rows : list of Row
+        Group by group (``fs``, ``cpu``, ``gpu``, ...), tests in the reference's order, then the
+        tests only other columns have.
+    """
+
+    columns: list[Comparison]
+    reference: int
+    tolerance: float | None
+    rows: list[Row]
+
+    @property
+    def groups(self) -> list[str]:
+        return list(dict.fromkeys(row.group for row in self.rows))
+
+    def regressions(self) -> list[tuple[Row, str, str]]:
+        """``(row, column name, detail)`` of every test cell marked slower."""
+        return [(row, self.columns[i].name, cell.detail) for row in self.rows if row.timing is None
+                for i, cell in enumerate(row.cells) if cell.mark == SLOWER]
+
+    def notes(self) -> list[str]:
+        """Why columns were not comparable or could not run (each reason once per column)."""
+        seen: dict[tuple[str, str, str], int] = {}
+        for row in self.rows:
+            if row.timing is not None:
+                continue
+            for column, cell in zip(self.columns, row.cells, strict=True):
+                if cell.mark in (NOT_COMPARABLE, COULD_NOT_RUN, "checks failed") and cell.detail:
+                    key = (column.name, MARK_LABEL[cell.mark], cell.detail)
+                    seen[key] = seen.get(key, 0) + 1
+        return [f"{name}: {count} test(s) {label}: {detail}" for (name, label, detail), count in seen.items()]
+
+
+def headline_seconds(entry: Mapping[str, Any] | None) -> float | None:
+    """A test's time: its first metric in seconds, else its ``total`` timing."""
+    if not entry:
+        return None
+    for metric in entry.get("metrics", {}).values():
+        if metric.get("unit") == "s":
+            return float(metric["value"])
+    total = entry.get("timings", {}).get("total")
+    return float(total) if total is not None else None
+
+
+def _test_order(columns: Sequence[Comparison], reference: int) -> list[tuple[str, str]]:
+    ordered = [columns[reference], *[c for i, c in enumerate(columns) if i != reference]]
+    keys = list(dict.fromkeys(key for column in ordered for key in column.tests))
+    rank = {group: i for i, group in enumerate(GROUPS)}
+    return sorted(keys, key=lambda key: rank.get(key[0], len(GROUPS)))  # stable: keeps test order
+
+
+def _requirement_cell(entry: Mapping[str, Any] | None, column: Comparison) -> Cell:
+    """A requirement is judged on its own tiers, not against the reference: the cell shows the
+    measured value and the tier it reached."""
+    from pytest_cryobench.requirements.tiers import format_value
+
+    if entry is None:
+        return Cell(mark="absent", detail=f"{column.name} has no such requirement")
+    req = entry.get("requirement")
+    if req is None:
+        return Cell(mark=COULD_NOT_RUN, detail=entry.get("reason") or "it did not run")
+    return Cell(mark=req["tier"], detail=req.get("detail", ""), text=format_value(req["value"], req["unit"]))
+
+
+def _test_cell(group: str, test: str, entry: Mapping[str, Any] | None, column: Comparison, ref: Comparison,
+               is_reference: bool, tolerance: float | None, group_total: float) -> Cell:
+    if group == "requirements":
+        return _requirement_cell(entry, column)
+    seconds = headline_seconds(entry)
+    pct = 100.0 * seconds / group_total if seconds is not None and group_total > 0 else None
+    if entry is None:
+        return Cell(mark="absent", detail=f"{column.name} has no such test")
+    if is_reference:
+        return Cell(seconds, pct, None, "ref")
+    ref_entry = ref.entry(group, test)
+    verdict = _verdict(group, entry, column, ref, ref_entry, tolerance)
+    mark = verdict.verdict
+    if mark in (PASS, SLOWER, FASTER) and entry.get("checks_passed") is False:
+        mark = "checks failed"
+    ref_seconds = headline_seconds(ref_entry)
+    speedup = None
+    if mark not in (NOT_COMPARABLE, COULD_NOT_RUN) and seconds and ref_seconds:
+        speedup = ref_seconds / seconds
+    detail = verdict.detail
+    if mark == "checks failed":
+        detail = "its known-answer checks failed: the time is of a wrong answer"
+    return Cell(seconds, pct, speedup, mark, detail)
+
+
+def _verdict(group: str, entry: Mapping[str, Any], column: Comparison, ref: Comparison,
+             ref_entry: Mapping[str, Any] | None, tolerance: float | None) -> Verdict:
+    """The plugin's verdict of ``column``'s test against the reference column, with "here" in
+    its words naming the column."""
+    verdict = judge(group=group, outcome=entry.get("outcome", "passed"), reason=entry.get("reason"),
+                    warm=bool(entry.get("warm")), metrics=entry.get("metrics", {}), run_context=column.context,
+                    ref_context=ref.context, ref_entry=ref_entry,
+                    tolerance=resolve_tolerance(tolerance, ref_entry, entry.get("tolerance")))
+    if verdict.verdict == NOT_COMPARABLE:
+        verdict = dataclasses.replace(verdict, detail=verdict.detail.replace(" here,", f" in {column.name},"))
+    return verdict
+
+
+def build_table(columns: Sequence[Comparison], reference: int = 0, *, tolerance: float | None = None,
+                detail: bool = False, only_changed: bool = False) -> CompareTable:
+    """Compute every cell of the comparison.
+
+    Parameters
+    ----------
+    columns : sequence of Comparison
+        Runs and references (see :func:`pytest_cryobench.record.references.load_column`).
+    reference : int
+        Index of the column to compare against.
+    tolerance : float, optional
+        Allowed slowdown ratio; default each test's own tolerance, else 1.25.
+    detail : bool
+        Add a row per sub-timing after each test, with its component tags.
+    only_changed : bool
+        Keep only tests where some column is slower, faster, or its checks failed (with their
+        sub-timing rows).
+    """
+    columns = list(columns)
+    ref = columns[reference]
+    keys = _test_order(columns, reference)
+    totals = {(i, group): sum(s for s in (headline_seconds(c.entry(g, t)) for g, t in keys if g == group) if s)
+              for i, c in enumerate(columns) for group in {g for g, _ in keys}}
+    rows: list[Row] = []
+    for group, test in keys:
+        cells = []
+        for i, column in enumerate(columns):
+            cells.append(_test_cell(group, test, column.entry(group, test), column, ref, i == reference,
+                                    tolerance, totals[(i, group)]))
+        if only_changed and not any(cell.mark in CHANGED for cell in cells):
+            continue
+        entries = [column.entry(group, test) or {} for column in columns]
+        rows.append(Row(group, test, None, [], cells))
+        if detail:
+            rows.extend(_sub_rows(group, test, entries, reference, cells))
+    return CompareTable(columns, reference, tolerance, rows)
+
+
+def _sub_rows(group: str, test: str, entries: list[Mapping[str, Any]], reference: int,
+              test_cells: list[Cell]) -> list[Row]:
+    names = list(dict.fromkeys(name for e in entries for name in e.get("timings", {}) if name != "total"))
+    rows = []
+    ref_timings = entries[reference].get("timings", {})
+    for name in names:
+        tags = next((list(e["tags"][name]) for e in entries if name in e.get("tags", {})), [])
+        cells = []
+        for i, entry in enumerate(entries):
+            timings = entry.get("timings", {})
+            seconds = timings.get(name)
+            total = timings.get("total")
+            pct = 100.0 * seconds / total if seconds is not None and total else None
+            speedup = None
+            comparable = test_cells[i].mark not in (NOT_COMPARABLE, COULD_NOT_RUN, "absent")
+            if i != reference and comparable and seconds and ref_timings.get(name):
+                speedup = ref_timings[name] / seconds
+            cells.append(Cell(seconds, pct, speedup))
+        rows.append(Row(group, test, name, tags, cells))
+    return rows
+
+
+def _speedup_text(cell: Cell) -> str:
+    if cell.text is not None:
+        return MARK_LABEL.get(cell.mark, cell.mark) or cell.mark
+    if cell.mark == "ref":
+        return "ref"
+    label = MARK_LABEL.get(cell.mark, cell.mark)
+    if cell.speedup is None:
+        return label or "-"
+    text = f"{cell.speedup:.2f}x"
+    return f"{text} {label}" if label else text
+
+
+def _time_text(cell: Cell) -> str:
+    if cell.text is not None:
+        return cell.text
+    return "-" if cell.seconds is None else format_seconds(cell.seconds)
+
+
+def _pct_text(cell: Cell) -> str:
+    return "-" if cell.pct is None else f"{cell.pct:.1f}%"
+
+
+def render_text(table: CompareTable) -> list[str]:
+    """The table as aligned text lines: a header per column (its name spanning Time, Pct and
+    Speedup), one block per group, then the legend and notes."""
+    detail = any(row.timing is not None for row in table.rows)
+    lead = ["test", "tags"] if detail else ["test"]
+    header2 = [*lead]
+    for _ in table.columns:
+        header2 += ["Time (s)", "Pct", "Speedup"]
+    body: list[list[str] | str] = []
+    for group in table.groups:
+        body.append(f"[{group}]")
+        if group == "requirements":  # judged on their own tiers: the value measured and the tier reached
+            body.append(["", *([""] if detail else []), *(["Measured", "", "Verdict"] * len(table.columns))])
+        for row in table.rows:
+            if row.group != group:
+                continue
+            cells = [row.label] + ([",".join(row.tags)] if detail else [])
+            for cell in row.cells:
+                cells += [_time_text(cell), _pct_text(cell), _speedup_text(cell) if row.timing is None
+                          else ("-" if cell.speedup is None else f"{cell.speedup:.2f}x")]
+            body.append(cells)
+    grid = [header2] + [line for line in body if isinstance(line, list)]
+    widths = [max(len(r[i]) for r in grid) for i in range(len(header2))]
+    # A column's name spans its three sub-columns; widen the last one if the name is longer.
+    for index, column in enumerate(table.columns):
+        first = len(lead) + 3 * index
+        span = sum(widths[first:first + 3]) + 4
+        title = column.name + (" (reference)" if index == table.reference else "")
+        if len(title) > span:
+            widths[first + 2] += len(title) - span
+    right = {i for i in range(len(lead), len(header2)) if (i - len(lead)) % 3 != 2}  # Time, Pct
+
+    def line(cells: list[str]) -> str:
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(out).rstrip()
+
+    titles = ["".ljust(widths[i]) for i in range(len(lead))]
+    for index, column in enumerate(table.columns):
+        first = len(lead) + 3 * index
+        span = sum(widths[first:first + 3]) + 4
+        titles.append((column.name + (" (reference)" if index == table.reference else "")).ljust(span))
+    lines = ["  ".join(titles).rstrip(), line(header2), "  ".join("-" * w for w in widths)]
+    for item in body:
+        lines.append(item if isinstance(item, str) else line(item))
+    return lines
+
+
+def render_legend(table: CompareTable) -> list[str]:
+    """What each column is, how to read the table, and why cells were not comparable."""
+    ref = table.columns[table.reference]
+    tol = f"{table.tolerance:.2f}x" if table.tolerance is not None else "each test's own, default 1.25x"
+    lines = [f"Speedup = {ref.name} time / time (above 1: faster than the reference); "
+             f"SLOWER beyond the tolerance ({tol}); n/c = not comparable."]
+    for column in table.columns:
+        lines.append(f"  {column.name}: {describe(column)}")
+    tags = sorted({tag for row in table.rows for tag in row.tags})
+    if tags:
+        lines.append("Tags (the component a sub-timing depends on most): "
+                     + "; ".join(f"{tag} = {TAGS.get(tag, tag)}" for tag in tags) + ".")
+    lines += [f"  note: {note}" for note in table.notes()]
+    return lines
+
+
+def machine_summary(info: Any) -> str:
+    """``"AMD EPYC, 2 cores, 2 x NVIDIA H100"`` from an ``instance_information`` block."""
+    info = info if isinstance(info, dict) else {}
+    machine = info.get("cpu_model") or "unknown CPU"
+    if info.get("physical_cores"):
+        machine += f", {info['physical_cores']} cores"
+    gpus = [g.get("name") for g in info.get("gpus") or [] if isinstance(g, dict) and g.get("name")]
+    if gpus:
+        machine += f", {len(gpus)} x {gpus[0]}"
+    return machine
+
+
+def date_of(when: Any, missing: str = "undated") -> str:
+    """``YYYY-MM-DD`` (UTC) of a ``created_at`` timestamp; ``missing`` when there is none usable."""
+    import time
+
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        return missing
+    try:
+        return time.strftime("%Y-%m-%d", time.gmtime(when))
+    except (OverflowError, OSError, ValueError):
+        return missing
+
+
+def describe(column: Comparison) -> str:
+    """One line on where a column's figures came from: kind, profile, backend, data, machine, date."""
+    ctx = column.context
+    return (f"{column.kind}, {ctx.get('profile')} profile, {ctx.get('backend')} backend, {ctx.get('data')} data; "
+            f"{machine_summary(column.meta.get('instance_information'))}; {date_of(column.meta.get('created_at'))}; "
+            f"{column.path.name}")

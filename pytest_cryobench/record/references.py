@@ -1,0 +1,299 @@
+"""Reference and baseline files: loading, schema validation, lookup by name, and saving a run.
+
+A *reference* is a versioned JSON document (``schemas/reference-1.schema.json``) measured by
+running this suite on a named machine. A *baseline* is a previous run's own result file; its
+sibling group files of the same run (``<run-id>_<group>_benchmark_data.json``) are loaded with it.
+Both become a :class:`Comparison` that verdicts are computed against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pytest_cryobench import __version__
+from pytest_cryobench.errors import ResultFileError
+from pytest_cryobench.record.model import GROUPS, RESULT_KIND
+
+REFERENCE_SCHEMA_VERSION = 1
+REFERENCE_KIND = "cryobench-reference"
+_SCHEMAS = Path(__file__).with_name("schemas")
+_RESULT_NAME = re.compile(r"^(?P<run>.+)_(?P<group>[a-z]+)_benchmark_data\.json$")
+
+
+@cache
+def _validator(name: str):
+    import jsonschema
+
+    schema = json.loads((_SCHEMAS / name).read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate(doc: Any, schema_file: str, path: Path, what: str) -> None:
+    """Raise :class:`ResultFileError` naming the file and the first schema violation."""
+    errors = sorted(_validator(schema_file).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ResultFileError(f"{what} {path} does not match its schema at {where}: {err.message}{more}")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file, with one clear error for a missing, unreadable or invalid file."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ResultFileError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise ResultFileError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(
+            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "was it truncated?") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """What verdicts are computed against: a reference or a baseline run.
+
+    Attributes
+    ----------
+    name : str
+        Shown as the verdict column's title.
+    path : Path
+        The file it came from.
+    context : dict
+        ``profile``, ``backend`` and ``data`` it was measured with.
+    tests : dict
+        ``{(group, test): {"metrics": {...}, "outcome": ..., "tolerance": ...}}``.
+    kind : {"reference", "baseline", "run"}
+        ``run``: a result file read by ``cryobench compare``/``report``.
+    meta : dict
+        ``instance_information``, ``created_at``, ``description``, ``command`` and, for GPU runs,
+        ``gpus``: what the compare and report tools show about where the figures came from.
+    """
+
+    name: str
+    path: Path
+    context: Mapping[str, Any]
+    tests: Mapping[tuple[str, str], Mapping[str, Any]]
+    kind: str = "reference"
+    meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def entry(self, group: str, test: str) -> Mapping[str, Any] | None:
+        return self.tests.get((group, test))
+
+
+def _check_version(doc: Any, path: Path, what: str, kind: str, version: int) -> None:
+    if not isinstance(doc, dict):
+        raise ResultFileError(f"{what} {path} is not a JSON object")
+    if doc.get("kind") != kind:
+        raise ResultFileError(f"{what} {path} is not a pytest-cryobench {kind.split('-')[1]} file "
+                              f"(its 'kind' is {doc.get('kind')!r})")
+    found = doc.get("schema_version")
+    if found != version:
+        if isinstance(found, int) and found > version:
+            advice = ": it was written by a newer pytest-cryobench; upgrade this one to read it"
+        elif isinstance(found, int):
+            advice = (": it was written by an older pytest-cryobench, and no upgrade from that version "
+                      "exists; re-run the benchmark to get a file this version reads")
+        else:
+            advice = ": the file is damaged or was not written by pytest-cryobench"
+        raise ResultFileError(
+            f"{what} {path} has schema version {found!r}; this pytest-cryobench ({__version__}) reads "
+            f"version {version}{advice}")
+
+
+def comparison_from_reference(doc: Mapping[str, Any], path: Path) -> Comparison:
+    _check_version(doc, path, "reference", REFERENCE_KIND, REFERENCE_SCHEMA_VERSION)
+    validate(doc, "reference-1.schema.json", path, "reference")
+    tests = {(group, test): entry for group, entries in doc["tests"].items() for test, entry in entries.items()}
+    context = {"profile": doc["profile"], "backend": doc["backend"], "data": doc["data"]}
+    meta = {key: doc.get(key) for key in ("instance_information", "created_at", "description", "command",
+                                          "cryobench_version", "source_run", "imported_from")}
+    return Comparison(doc["name"], Path(path), context, tests, "reference", meta)
+
+
+def load_result(path: Path, what: str = "result file") -> dict[str, Any]:
+    doc = read_json(path, what)
+    _check_version(doc, path, what, RESULT_KIND, 1)
+    validate(doc, "result-1.schema.json", path, what)
+    return doc
+
+
+def result_tests(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per-test entries (reference shape) of one result document."""
+    group = doc["type"]
+    tests = {}
+    for test, status in doc["status"].items():
+        metrics = {name: dict(m) for name, m in doc["metrics"].get(test, {}).items()}
+        iqr = doc["stats"].get(test, {}).get("iqr")
+        for metric in metrics.values():
+            if metric.get("unit") == "s":
+                metric.setdefault("iqr", iqr)
+        entry = {"outcome": status["outcome"], "metrics": metrics,
+                 "timings": doc["timings"].get(test, {}), "tags": doc.get("tags", {}).get(test, {}),
+                 "checks_passed": bool(doc["checks"].get(test, {}).get("passed", True))}
+        if status.get("warm"):
+            entry["warm"] = True
+        if status.get("reason"):
+            entry["reason"] = status["reason"]
+        if status.get("info", {}).get("requirement"):
+            entry["requirement"] = status["info"]["requirement"]
+        tolerance = status.get("info", {}).get("tolerance")
+        if tolerance is not None:
+            entry["tolerance"] = tolerance
+        tests[(group, test)] = entry
+    return tests
+
+
+def run_context(doc: Mapping[str, Any]) -> dict[str, Any]:
+    info = doc["test_info"]
+    return {"profile": info["profile"], "backend": info["backend"], "data": info["data"]}
+
+
+def sibling_result_files(path: Path) -> list[Path]:
+    """The group files of the same run as ``path`` (``path`` first)."""
+    match = _RESULT_NAME.match(path.name)
+    if not match:
+        return [path]
+    others = [path.with_name(f"{match['run']}_{g}_benchmark_data.json") for g in GROUPS]
+    return [path] + [p for p in others if p != path and p.exists()]
+
+
+def load_baseline(path: Path, kind: str = "baseline") -> Comparison:
+    """A previous run (one of its group files; the others of the same run come along).
+
+    ``kind`` is ``"baseline"`` (named ``baseline <run-id>``), ``"reference"`` for a result file
+    given as ``--cryobench-reference`` (named ``run <run-id>``) or ``"run"`` for a column of
+    ``cryobench compare`` (named by its run id alone).
+    """
+    docs = [load_result(p, "result file" if kind == "run" else kind) for p in sibling_result_files(Path(path))]
+    tests: dict[tuple[str, str], dict[str, Any]] = {}
+    for doc in docs:
+        tests.update(result_tests(doc))
+    run_id = docs[0]["run_id"]
+    name = {"baseline": f"baseline {run_id}", "reference": f"run {run_id}"}.get(kind, run_id)
+    info = docs[0]["test_info"]
+    meta = {"instance_information": info.get("instance_information", {}), "created_at": info.get("created_at"),
+            "description": "", "command": info.get("command"), "cryobench_version": info.get("cryobench_version"),
+            "source_run": run_id, "anonymized": bool(info.get("anonymized"))}
+    return Comparison(name, Path(path), run_context(docs[0]), tests, kind, meta)
+
+
+def known_references(search_dirs: Iterable[Path]) -> dict[str, Path]:
+    """Reference files by name (file stem) in the given directories; earlier dirs win."""
+    found: dict[str, Path] = {}
+    for directory in search_dirs:
+        if directory is None or not Path(directory).is_dir():
+            continue
+        for path in sorted(Path(directory).glob("*.json")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def find_reference(spec: str, search_dirs: Iterable[Path | None], given_as: str, what: str) -> Path:
+    """``spec`` as a path if it exists, else the reference of that name in ``search_dirs``.
+
+    Raises
+    ------
+    ResultFileError
+        Neither: the message starts with ``given_as`` and lists the known names.
+    """
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    known = known_references([d for d in search_dirs if d is not None])
+    if spec not in known:
+        listing = ", ".join(sorted(known)) or "none are installed"
+        raise ResultFileError(f"{given_as}: no such file, and no {what} of that name (known: {listing})")
+    return known[spec]
+
+
+def load_reference(spec: str, search_dirs: Iterable[Path | None] = ()) -> Comparison:
+    """Load ``--cryobench-reference`` by path, or by name among the shipped references.
+
+    A result file given by path is also accepted (it is compared like a baseline).
+
+    Raises
+    ------
+    ResultFileError
+        Unknown name (listing the known ones), unreadable file, invalid JSON or schema.
+    """
+    path = find_reference(spec, search_dirs, f"--cryobench-reference {spec}", "shipped reference")
+    doc = read_json(path, "reference")
+    if isinstance(doc, dict) and doc.get("kind") == RESULT_KIND:
+        return load_baseline(path, kind="reference")
+    return comparison_from_reference(doc, path)
+
+
+def make_reference(docs: list[Mapping[str, Any]], name: str, description: str = "") -> dict[str, Any]:
+    """Turn a run's result documents (one per group) into a reference document.
+
+    Raises
+    ------
+    ResultFileError
+        The documents come from different runs, or none was given.
+    """
+    if not docs:
+        raise ResultFileError("no result file given")
+    runs = {doc["run_id"] for doc in docs}
+    if len(runs) > 1:
+        raise ResultFileError(f"result files come from different runs: {sorted(runs)}")
+    info = docs[0]["test_info"]
+    tests: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        for (group, test), entry in result_tests(doc).items():
+            tests.setdefault(group, {})[test] = entry
+    ref = {
+        "schema_version": REFERENCE_SCHEMA_VERSION,
+        "kind": REFERENCE_KIND,
+        "name": name,
+        "description": description,
+        "profile": info["profile"],
+        "backend": info["backend"],
+        "data": info["data"],
+        "created_at": time.time(),
+        "command": info.get("command", ""),
+        "cryobench_version": info["cryobench_version"],
+        "source_run": docs[0]["run_id"],
+        "instance_information": info["instance_information"],
+        "tests": tests,
+    }
+    validate(ref, "reference-1.schema.json", Path(f"<{name}>"), "reference")
+    return ref
+
+
+def load_column(spec: str, search_dirs: Iterable[Path | None] = ()) -> Comparison:
+    """One column of ``cryobench compare``/``report``: a result file (its run's other group files
+    come along), a reference file, a shipped reference by name, or the JSON of CryoSPARC's
+    Benchmark job (converted on the fly, see :mod:`pytest_cryobench.record.cryosparc_import`).
+
+    Raises
+    ------
+    ResultFileError
+        Unknown name (listing the known ones), unreadable file, invalid JSON, wrong schema version,
+        or a JSON file of none of these kinds.
+    """
+    path = find_reference(spec, search_dirs, spec, "reference")
+    doc = read_json(path, "file")
+    if isinstance(doc, dict) and doc.get("kind") == RESULT_KIND:
+        return load_baseline(path, kind="run")
+    if isinstance(doc, dict) and doc.get("kind") == REFERENCE_KIND:
+        return comparison_from_reference(doc, path)
+    from pytest_cryobench.record.cryosparc_import import convert, is_cryosparc_document
+
+    if is_cryosparc_document(doc):
+        return comparison_from_reference(convert([doc], name=path.stem, sources=[path]), path)
+    raise ResultFileError(
+        f"{path} is neither a pytest-cryobench result or reference file nor a CryoSPARC Benchmark result "
+        "(a JSON object with 'type', 'timings' and 'test_info')")

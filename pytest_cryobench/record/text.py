@@ -1,0 +1,150 @@
+"""The terminal summary: one table of the run with verdicts, then notes and the files written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pytest_cryobench.record.model import CaseRecord
+
+OUTCOME_LABEL = {"failed": "FAILED", "error": "ERROR", "skipped": "could not run"}
+
+
+def format_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if value >= 100:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.3f}"
+    if value >= 1e-3:
+        return f"{value:.4f}"
+    return f"{value:.2e}"
+
+
+def format_rate(value: float, unit: str) -> str:
+    if value >= 100:
+        text = f"{value:,.0f}"
+    elif value >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}"
+
+
+def primary_metric(record: CaseRecord) -> tuple[str, float | None, str]:
+    """The case's headline time: its first metric in seconds, else the total."""
+    for name, metric in record.metrics.items():
+        if metric.unit == "s":
+            return name, metric.value, "s"
+    return "total", record.timings.get("total"), "s"
+
+
+def verdict_cell(verdict: dict | None) -> str:
+    if not verdict:
+        return "-"
+    kind = verdict["verdict"]
+    ratio = verdict.get("slowdown")
+    if kind in ("pass", "slower", "faster") and ratio is not None:
+        label = "SLOWER" if kind == "slower" else kind
+        return f"{label} {ratio:.2f}x"
+    return kind
+
+
+def table_rows(records: Iterable[CaseRecord], comparisons: Sequence[str]) -> list[list[str]]:
+    header = ["test", "metric", "median", "spread", "unit", "rate", *[f"vs {c}" for c in comparisons]]
+    rows = [header]
+    for rec in records:
+        name, median, unit = primary_metric(rec)
+        test = f"{rec.group}/{rec.test}"
+        if rec.outcome in OUTCOME_LABEL and not rec.stats:
+            rows.append([test, OUTCOME_LABEL[rec.outcome], "-", "-", "-", "-",
+                         *[verdict_cell(rec.verdicts.get(c)) for c in comparisons]])
+            continue
+        spread = rec.stats.get("iqr")
+        rates = [format_rate(m.value, m.unit) for m in rec.metrics.values() if m.better == "higher"]
+        flags = "".join([" (warm)" if rec.warm else "",
+                         f" [{OUTCOME_LABEL[rec.outcome]}]" if rec.outcome in OUTCOME_LABEL else ""])
+        rows.append([test + flags, name, format_seconds(median),
+                     "±" + format_seconds(spread / 2) if spread is not None else "-",
+                     unit, ", ".join(rates) or "-",
+                     *[verdict_cell(rec.verdicts.get(c)) for c in comparisons]])
+    return rows
+
+
+def align_rows(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> list[str]:
+    """A header row and body rows as aligned text, with a rule of dashes under the header; the
+    body cells of the columns in ``right`` are right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.rjust(w) if i in right and index else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
+    """Aligned text lines: test, metric, median, spread (half the IQR), unit, rate, verdicts."""
+    return align_rows(table_rows(records, comparisons), right=frozenset({2, 3}))
+
+
+def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
+    """Lines for what needs a word: failures and skips, warm reads, slower verdicts that did not
+    fail the case (``--cryobench-no-fail``), and why a reference was not comparable (once each)."""
+    notes = []
+    not_comparable: dict[tuple[str, str], int] = {}
+    for rec in records:
+        test = f"{rec.group}/{rec.test}"
+        if rec.reason and rec.outcome != "passed":
+            notes.append(f"{test}: {OUTCOME_LABEL.get(rec.outcome, rec.outcome)}: {rec.reason}")
+        if rec.warm and "warm_warning" in rec.info:
+            notes.append(f"warm: {rec.info['warm_warning']}")
+        for name in comparisons:
+            verdict = rec.verdicts.get(name)
+            if not verdict:
+                continue
+            if verdict["verdict"] == "slower" and rec.outcome == "passed":
+                notes.append(f"{test} vs {name}: slower (not failed, --cryobench-no-fail): {verdict['detail']}")
+            elif verdict["verdict"] == "not comparable" and verdict.get("detail"):
+                key = (name, verdict["detail"])
+                not_comparable[key] = not_comparable.get(key, 0) + 1
+    for (name, detail), count in not_comparable.items():
+        notes.append(f"vs {name}: {count} case(s) not comparable: {detail}")
+    return notes
+
+
+def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
+    """Rows of the requirements table: requirement, measured, minimum, recommended, verdict."""
+    from pytest_cryobench.requirements.tiers import COULD_NOT_RUN, format_value
+
+    rows = [["requirement", "measured", "minimum", "recommended", "verdict"]]
+    for rec in records:
+        req = rec.info.get("requirement")
+        if req is None:
+            verdict = COULD_NOT_RUN if rec.outcome == "skipped" else OUTCOME_LABEL.get(rec.outcome, rec.outcome)
+            rows.append([rec.test, "-", "-", "-", verdict])
+            continue
+        unit = req["unit"]
+        rows.append([rec.test, format_value(req["value"], unit), format_value(req["minimum"], unit),
+                     format_value(req["recommended"], unit), req["tier"] if rec.outcome != "error" else "ERROR"])
+    return rows
+
+
+def render_requirements(records: Sequence[CaseRecord]) -> list[str]:
+    """The requirements table, then one line per case that is not ``pass`` saying why."""
+    lines = align_rows(requirement_rows(records))
+    notes = []
+    not_run: dict[str, list[str]] = {}  # one line per reason: "no GPU" covers many cases
+    for rec in records:
+        req = rec.info.get("requirement")
+        if req is not None and req["tier"] != "pass":
+            notes.append(f"{rec.test}: {req['tier']}: {req['detail']} [{req['source']}]")
+        elif req is None and rec.reason:
+            label = "could not run" if rec.outcome == "skipped" else rec.outcome
+            not_run.setdefault(f"{label}: {rec.reason}", []).append(rec.test)
+    notes += [f"{', '.join(tests)}: {reason}" for reason, tests in not_run.items()]
+    return lines + ([""] + notes if notes else [])
