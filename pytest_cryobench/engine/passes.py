@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pytest_cryobench.kernels import pose_search as ek
-from pytest_cryobench.kernels.fsc import to_host
+from pytest_cryobench.kernels.array_api import to_host
 from pytest_cryobench.kernels.projection import Backprojector, extract_slices, fourier_coords, prepare_volume
 from pytest_cryobench.kernels.rotations import RotationGrid, symmetry_group
 
