@@ -88,7 +88,7 @@ def synthetic_shifted_movie(path: str | Path, fmt: str, width: int, height: int,
     ``feature_px``), translated circularly and exactly also by fractional shifts. Written with the
     settings of the project's generators (:mod:`pytest_cryobench.data.movies`): LZW TIFF of uint8
     counts (clipped at 255), MRC mode 6 (uint16), EER 7-bit events through
-    :func:`pytest_cryobench.data.eer.write_eer`. Every random draw comes from
+    :func:`pytest_cryobench.data.eer_writer.write_eer`. Every random draw comes from
     ``numpy.random.default_rng([seed, format code])``.
 
     EER: each fraction is ``eer_frames_per_fraction`` hardware frames of ``width x height``
@@ -171,7 +171,7 @@ def _write_eer_fractions(path: Path, rates: Iterator[np.ndarray], n_fractions: i
                          width: int, height: int, superres: int, per_fraction: int) -> None:
     """EER events whose fractions of ``per_fraction`` hardware frames follow ``rates`` (module notes
     of :func:`synthetic_shifted_movie`)."""
-    from pytest_cryobench.data import eer
+    from pytest_cryobench.data import eer, eer_writer
 
     scale = 2 ** superres
     free_bits = 2 - superres  # sub-pixel bits below the decoding grid, drawn uniformly
@@ -195,6 +195,6 @@ def _write_eer_fractions(path: Path, rates: Iterator[np.ndarray], n_fractions: i
                 yield x, y, (cx << free_bits) | low[1], (cy << free_bits) | low[0]
 
     n_hardware = n_fractions * per_fraction
-    eer.write_eer(path, hardware_frames(), width, height, {
+    eer_writer.write_eer(path, hardware_frames(), width, height, {
         "numberOfFrames": n_hardware, "sensorPixelSize.width": 1.0e-10,
         "exposureTime": n_hardware / eer.FALCON4_FRAME_RATE})
