@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels.array_api import array_namespace, scipy_namespace_for, to_host
+from pytest_cryobench.kernels.array_api import array_namespace, is_cupy, scipy_namespace_for, to_host
 
 FSC_THRESHOLD = 0.143
 """The gold-standard FSC threshold."""
@@ -53,7 +53,7 @@ FSC_THRESHOLD = 0.143
 
 def _device_key(xp: ModuleType) -> int:
     """The current CUDA device for CuPy (cached arrays live on one device), -1 for NumPy."""
-    return int(xp.cuda.runtime.getDevice()) if xp.__name__ == "cupy" else -1
+    return int(xp.cuda.runtime.getDevice()) if is_cupy(xp) else -1
 
 
 def half_grid_radius(n: int, xp: ModuleType) -> Any:

@@ -1,6 +1,6 @@
 """Non-Uniform Refinement's core: per-voxel choice of a low-pass filter by matched cross-validation.
 
-Workload ``matched_cv_filter_estimation`` (SPEC 5.3, notes/algorithms.md section 2). The
+Workload ``matched_cv_filter_estimation`` (see ``docs/design.md``). The
 parameterisation is ours, not cryoSPARC's: K isotropic soft low-pass filters indexed by their
 resolution; for each candidate both half maps are filtered and each filtered half is compared with
 the *other*, unfiltered half (the "matched" pairing, so noise that a filter lets through is never
