@@ -63,10 +63,11 @@ class FftClock:
 
 
 def fsc_workloads(profile):
+    from pytest_cryobench.data.synthetic_maps import designed_half_maps
     from pytest_cryobench.kernels import fsc, masks
 
     n, apix = profile.fsc_box, profile.map_apix
-    maps = fsc.designed_half_maps(n, apix, int(FSC_BAND_FRACTION * (n // 2)), FSC_NOISE_SIGMA, seed=1)
+    maps = designed_half_maps(n, apix, int(FSC_BAND_FRACTION * (n // 2)), FSC_NOISE_SIGMA, seed=1)
     a, b = maps.half_a, maps.half_b
 
     def run(kind):
@@ -95,11 +96,8 @@ def _noisesub(a, b, n, apix):
 
 
 def nu_workload(profile):
-    from pytest_cryobench.kernels.nu_filter import (
-        candidate_resolutions,
-        matched_cv_filter_estimation,
-        two_region_half_maps,
-    )
+    from pytest_cryobench.data.synthetic_maps import two_region_half_maps
+    from pytest_cryobench.kernels.nu_filter import candidate_resolutions, matched_cv_filter_estimation
 
     n, apix = profile.nu_box, profile.map_apix
     a, b, _ = two_region_half_maps(n, apix, *NU_BAND_LIMITS_A, noise_sigma=NU_NOISE_SIGMA, seed=1)
@@ -109,8 +107,9 @@ def nu_workload(profile):
 
 
 def picking_workload(profile):
+    from pytest_cryobench.data.synthetic_micrographs import asymmetric_templates, planted_micrograph
     from pytest_cryobench.kernels.ctf import ctf_2d
-    from pytest_cryobench.kernels.picking import asymmetric_templates, pick, planted_micrograph
+    from pytest_cryobench.kernels.picking import pick
 
     size = profile.picking_size
     templates = asymmetric_templates(profile.picking_templates, BOX, 1)

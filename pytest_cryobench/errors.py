@@ -21,3 +21,7 @@ class ResultFileError(CryobenchError):
 
 class PageCacheError(CryobenchError):
     """The page cache cannot be dropped the way the user asked."""
+
+
+class CryobenchWarning(UserWarning):
+    """A figure that may not mean what it says (e.g. a cold read that was warm)."""

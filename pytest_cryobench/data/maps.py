@@ -72,7 +72,7 @@ def read_half_maps(path_a: Path, path_b: Path) -> tuple[np.ndarray, np.ndarray, 
 
 def nu_component(profile: Profile, seed: int) -> Component:
     """Two-region half maps for the filter estimation (known answer: each region's band limit)."""
-    from pytest_cryobench.kernels.nu_filter import two_region_half_maps
+    from pytest_cryobench.data.synthetic_maps import two_region_half_maps
 
     n, apix = profile.nu_box, profile.map_apix
     made: dict[str, Any] = {}
@@ -104,7 +104,7 @@ def fsc_component(profile: Profile, seed: int) -> Component:
     """Designed half maps for the FSC cases: a band-limited signal plus independent white noise
     per half, and the clean signal itself (``signal.mrc``, our addition to CryoSPARC's layout),
     from which the expected curve under any mask follows (see :func:`expected_masked_fsc`)."""
-    from pytest_cryobench.kernels.fsc import designed_half_maps
+    from pytest_cryobench.data.synthetic_maps import designed_half_maps
 
     n, apix = profile.fsc_box, profile.map_apix
     band = int(FSC_BAND_FRACTION * (n // 2))

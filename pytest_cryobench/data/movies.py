@@ -120,7 +120,7 @@ def _write_mrc(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> di
 
 
 def _write_eer(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> dict[str, Any]:
-    from pytest_cryobench.data import eer
+    from pytest_cryobench.data import eer_writer
 
     rng = _rng(seed, "eer", name)
     counts: list[int] = []
@@ -128,12 +128,12 @@ def _write_eer(size: MovieSize, seed: int, name: str, tmp: Path, progress) -> di
 
     def frames() -> Iterator[bytes]:
         for i in range(size.frames):
-            x, y, sx, sy = eer.random_frame_events(rng, size.width, size.height, mean_events)
+            x, y, sx, sy = eer_writer.random_frame_events(rng, size.width, size.height, mean_events)
             counts.append(int(len(x)))
-            yield eer.encode_frame(x, y, sx, sy, size.width, size.height)
+            yield eer_writer.encode_frame(x, y, sx, sy, size.width, size.height)
             progress(i + 1, size.frames)
 
-    eer.write_eer(tmp, frames(), size.width, size.height, {
+    eer_writer.write_eer(tmp, frames(), size.width, size.height, {
         "numberOfFrames": size.frames, "sensorPixelSize.width": 1.0e-10, "exposureTime": size.frames / 248})
     return {"frame_events": counts, "shape": [size.frames, size.height, size.width]}
 

@@ -1,4 +1,4 @@
-"""The random particle stack of the filesystem benchmark (SPEC 5.1).
+"""The random particle stack of the filesystem benchmark (see ``docs/design.md``).
 
 ``n_particles`` float32 images of ``box x box`` drawn from ``numpy.random.randn``, split over
 ``n_files`` MRC stacks. The stack is written one file at a time (never held whole), each file

@@ -36,8 +36,8 @@ def micrograph_name(i: int) -> str:
 def picking_component(profile: Profile, seed: int) -> Component:
     """Micrographs with planted particles (known answer: their coordinates)."""
     from pytest_cryobench.data.maps import write_map
+    from pytest_cryobench.data.synthetic_micrographs import asymmetric_templates, planted_micrograph
     from pytest_cryobench.kernels.ctf import ctf_2d
-    from pytest_cryobench.kernels.picking import asymmetric_templates, planted_micrograph
 
     size, n_mics = profile.picking_size, profile.picking_micrographs
     files = (TEMPLATES_FILE, *[micrograph_name(i) for i in range(n_mics)], EXPOSURES_FILE, TEMPLATES_CS_FILE)

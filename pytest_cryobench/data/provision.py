@@ -1,4 +1,4 @@
-"""Provisioning of the synthetic benchmark data set (SPEC section 4), shared by every data kind.
+"""Provisioning of the synthetic benchmark data set, shared by every data kind.
 
 Generated data lives under ``<data-dir>/synthetic-<profile>/`` in CryoSPARC's benchmark layout
 (``movies/tiff/...``, ``gpu_fsc_test/...``). A manifest (``cryobench-manifest.json``) records,

@@ -157,7 +157,7 @@ def interpolation_errors(xp: Any, n: int = 32, poses: int = 4, seed: int = 5) ->
     from scipy.spatial.transform import Rotation
 
     from pytest_cryobench.data.engine import blob_model, blob_projections, blob_volume
-    from pytest_cryobench.kernels.fsc import to_host
+    from pytest_cryobench.kernels.array_api import to_host
     from pytest_cryobench.kernels.pose_search import image_coefficients
     from pytest_cryobench.kernels.projection import extract_slices, fourier_coords, prepare_volume
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pytest_cryobench.kernels import pose_search as ek
-from pytest_cryobench.kernels.fsc import to_host
+from pytest_cryobench.kernels.array_api import is_cupy, to_host
 from pytest_cryobench.kernels.projection import Backprojector, extract_slices, fourier_coords, prepare_volume
 from pytest_cryobench.kernels.rotations import RotationGrid, symmetry_group
 
@@ -144,7 +144,7 @@ class _NoSpans:
 def _upload(xp: Any, host: np.ndarray) -> Any:
     """Host particles to the device; on a GPU on a stream of its own, so a reader thread's copy
     overlaps the compute stream."""
-    if xp.__name__ != "cupy":
+    if not is_cupy(xp):
         return xp.asarray(host)
     stream = xp.cuda.Stream(non_blocking=True)
     with stream:
@@ -391,7 +391,7 @@ def make_config(size: Any, n: int, apix: float, xp: Any, case: EngineCase,
     k_insert = int(fourier_coords(n, r_reconstruct).flat.size)
     rotations, t = len(grid.matrices), len(shifts.shifts)
     g = len(symmetry_group(case.symmetry))
-    if xp.__name__ == "cupy":
+    if is_cupy(xp):
         fixed = fixed_device_bytes(n, rotations, k, r_reconstruct)
         available = min(GPU_BUDGET, free_device_bytes if free_device_bytes is not None else GPU_BUDGET)
         budget = max(available * 0.5 - fixed, 64 << 20)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy
 
-from pytest_cryobench.kernels import xp_of
+from pytest_cryobench.kernels.array_api import array_namespace
 
 # CODATA 2018 exact / recommended SI values.
 PLANCK_J_S = 6.62607015e-34
@@ -171,7 +171,7 @@ def ctf_at(kx: Any, ky: Any, df1_A: Any, df2_A: Any, df_angle_rad: Any, accel_kv
     """
     if not 0.0 <= amp_contrast < 1.0:
         raise ValueError(f"amplitude contrast must be in [0, 1), got {amp_contrast}")
-    xp = xp_of(kx)
+    xp = array_namespace(kx)
     wavelength = electron_wavelength_A(accel_kv)
     cs_A = cs_mm * 1e7
     s2 = ky * ky + kx * kx

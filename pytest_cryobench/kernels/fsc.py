@@ -27,7 +27,7 @@ Resolution
     below the threshold (0.143); the interpolated shell adds the linear sub-shell fraction
     ``(v_i - t) / (v_i - v_{i+1})``.
 
-All kernels take the array module from their inputs (:func:`~pytest_cryobench.kernels.xp_of`), so
+All kernels take the array module from their inputs (:func:`~pytest_cryobench.kernels.array_api.array_namespace`), so
 NumPy and CuPy run the same code; curves are reduced by one sparse product per sum (a cached
 matrix over the shells, :func:`_shell_matrix`) and come back to the host (NumPy) only where a
 function says so.
@@ -43,8 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels import sparse_of, xp_of
-from pytest_cryobench.kernels.masks import soft_sphere
+from pytest_cryobench.kernels.array_api import array_namespace, is_cupy, scipy_namespace_for, to_host
 
 FSC_THRESHOLD = 0.143
 """The gold-standard FSC threshold."""
@@ -54,10 +53,10 @@ FSC_THRESHOLD = 0.143
 
 def _device_key(xp: ModuleType) -> int:
     """The current CUDA device for CuPy (cached arrays live on one device), -1 for NumPy."""
-    return int(xp.cuda.runtime.getDevice()) if xp.__name__ == "cupy" else -1
+    return int(xp.cuda.runtime.getDevice()) if is_cupy(xp) else -1
 
 
-def _half_grid_radius(n: int, xp: ModuleType) -> Any:
+def half_grid_radius(n: int, xp: ModuleType) -> Any:
     """``|k|`` in pixel units on the rfft half grid, float32, shape (n, n, n // 2 + 1)."""
     k = xp.fft.fftfreq(n, d=1.0 / n).astype(xp.float32)
     kx = xp.arange(n // 2 + 1, dtype=xp.float32)
@@ -68,7 +67,7 @@ def _half_grid_radius(n: int, xp: ModuleType) -> Any:
 
 @functools.lru_cache(maxsize=6)
 def _shell_index_cached(n: int, xp: ModuleType, device: int) -> Any:
-    idx = xp.rint(_half_grid_radius(n, xp)).astype(xp.int64)
+    idx = xp.rint(half_grid_radius(n, xp)).astype(xp.int64)
     return xp.minimum(idx, n // 2 + 1)
 
 
@@ -106,7 +105,7 @@ def _shell_sum(values: Any, n: int) -> Any:
     which weights interior planes 2 and the two edge planes 1 without a pass over the grid. Used
     for geometry (shell counts); the FSC's own sums go through :func:`_shell_matrix`.
     """
-    xp = xp_of(values)
+    xp = array_namespace(values)
     idx = shell_index(n, xp)
     bins = n // 2 + 2
     total = 2 * xp.bincount(idx.ravel(), weights=values.ravel(), minlength=bins)
@@ -136,7 +135,7 @@ class ShellMatrix(NamedTuple):
 
     def sum(self, values: Any, n: int) -> Any:
         """Weighted per-shell sums of an interleaved half-grid vector, float64, shape (n // 2 + 1,)."""
-        xp = xp_of(values)
+        xp = array_namespace(values)
         partial = (self.matrix @ values).astype(xp.float64)
         return xp.bincount(self.shell_of_row, weights=partial, minlength=n // 2 + 1)
 
@@ -171,7 +170,7 @@ def _shell_matrix_cached(n: int, xp: ModuleType, device: int) -> ShellMatrix:
     host = scipy.sparse.csr_matrix((data, cols, indptr), shape=(shell_of_row.size, 2 * idx.size))
     if xp is numpy:
         return ShellMatrix(host, shell_of_row.astype(numpy.int64))
-    return ShellMatrix(sparse_of(xp).csr_matrix(host), xp.asarray(shell_of_row, dtype=xp.int64))
+    return ShellMatrix(scipy_namespace_for(xp, "sparse").csr_matrix(host), xp.asarray(shell_of_row, dtype=xp.int64))
 
 
 def _shell_matrix(n: int, xp: ModuleType) -> ShellMatrix:
@@ -201,7 +200,7 @@ def _shell_matrix(n: int, xp: ModuleType) -> ShellMatrix:
 
 def _interleaved(f: Any) -> Any:
     """A complex transform as a flat float view ``[re0, im0, re1, im1, ...]`` (a copy if strided)."""
-    xp = xp_of(f)
+    xp = array_namespace(f)
     f = xp.ascontiguousarray(f)
     return f.view(f.real.dtype).ravel()
 
@@ -216,7 +215,7 @@ def _shell_products(f1: Any, f2: Any, n: int) -> tuple[Any, Any, Any]:
     -------
     three arrays of float64, shape (n // 2 + 1,), on the inputs' backend
     """
-    xp = xp_of(f1, f2)
+    xp = array_namespace(f1, f2)
     shells = _shell_matrix(n, xp)
     a, b = _interleaved(f1), _interleaved(f2)
     num = shells.sum(a * b, n)
@@ -249,13 +248,6 @@ def shell_counts(n: int) -> numpy.ndarray:
     return _shell_counts_cached(int(n))
 
 
-def to_host(array: Any) -> numpy.ndarray:
-    """A NumPy copy of a (small) array from either backend."""
-    if xp_of(array).__name__ == "cupy":
-        return array.get()
-    return numpy.asarray(array)
-
-
 # -- FSC ----------------------------------------------------------------------------------------
 
 def shell_power(f: Any) -> Any:
@@ -272,7 +264,7 @@ def shell_power(f: Any) -> Any:
     array of float64, shape (n // 2 + 1,), on ``f``'s backend
     """
     n = _check_half_grid(f)
-    xp = xp_of(f)
+    xp = array_namespace(f)
     counts = xp.asarray(shell_counts(n), dtype=xp.float64)
     a = _interleaved(f)
     return _shell_matrix(n, xp).sum(a * a, n) / counts
@@ -293,7 +285,7 @@ def fsc(f1: Any, f2: Any) -> Any:
         grid (interior half-grid planes weighted 2, ``kx = 0`` and Nyquist planes 1; see the
         module notes); 0 for a shell without power in either map.
     """
-    xp = xp_of(f1, f2)
+    xp = array_namespace(f1, f2)
     if f1.shape != f2.shape:
         raise ValueError(f"transforms differ in shape: {f1.shape} vs {f2.shape}")
     n = _check_half_grid(f1)
@@ -324,7 +316,7 @@ def fsc_maps(v1: Any, v2: Any, mask: Any = None) -> Any:
     array of float64, shape (n // 2 + 1,), on the inputs' backend
         See :func:`fsc`.
     """
-    xp = xp_of(v1, v2, mask)
+    xp = array_namespace(v1, v2, mask)
     _check_cube(v1, "v1")
     if v1.shape != v2.shape or (mask is not None and mask.shape != v1.shape):
         raise ValueError("maps and mask must have the same shape")
@@ -447,13 +439,13 @@ def randomize_phases_beyond(f: Any, shell: int, rng_or_seed: Any) -> Any:
         ``irfftn`` restores it (so their amplitudes change after a round trip), every other
         element keeps ``|F|`` (to rounding). Elements of lower shells are copied unchanged.
     """
-    xp = xp_of(f)
+    xp = array_namespace(f)
     n = _check_half_grid(f)
     rng = _rng(xp, rng_or_seed)
     real_dtype = f.real.dtype
     phase = rng.random(f.shape, dtype=real_dtype)
-    if xp_of(phase) is not xp:
-        raise TypeError(f"the generator draws {xp_of(phase).__name__} arrays for {xp.__name__} data")
+    if array_namespace(phase) is not xp:
+        raise TypeError(f"the generator draws {array_namespace(phase).__name__} arrays for {xp.__name__} data")
     phase *= 2 * math.pi
     amplitude = xp.abs(f)
     randomized = (amplitude * xp.cos(phase) + 1j * (amplitude * xp.sin(phase))).astype(f.dtype, copy=False)
@@ -491,7 +483,7 @@ def noise_substituted_fsc(v1: Any, v2: Any, tight_mask: Any, seed: Any,
         ``unmasked``, ``fsc_t``, ``fsc_n``, ``fsc_true``: numpy.ndarray of float64, shape
         (n // 2 + 1,), on the host; ``randomize_shell``: int.
     """
-    xp = xp_of(v1, v2, tight_mask)
+    xp = array_namespace(v1, v2, tight_mask)
     n = _check_cube(v1, "v1")
     if v1.shape != v2.shape or tight_mask.shape != v1.shape:
         raise ValueError("maps and mask must have the same shape")
@@ -512,96 +504,3 @@ def noise_substituted_fsc(v1: Any, v2: Any, tight_mask: Any, seed: Any,
         corrected = (fsc_t - fsc_n) / (1.0 - fsc_n)
     fsc_true[apply] = numpy.where(fsc_n[apply] < 1.0, corrected[apply], 0.0)
     return {"unmasked": unmasked, "randomize_shell": shell, "fsc_t": fsc_t, "fsc_n": fsc_n, "fsc_true": fsc_true}
-
-
-# -- known answer -------------------------------------------------------------------------------
-
-class DesignedHalfMaps(NamedTuple):
-    """Half maps with a known FSC (see :func:`designed_half_maps`).
-
-    Attributes
-    ----------
-    half_a, half_b : arrays of float32, shape (n, n, n)
-        ``signal + noise_sigma * N_a`` and ``signal + noise_sigma * N_b``, independent white noise.
-    signal : array of float32, shape (n, n, n)
-        The common signal, unit standard deviation over the box.
-    expected : numpy.ndarray of float64, shape (n // 2 + 1,)
-        Expected FSC per shell, ``P_S / (P_S + noise_sigma^2 n^3)`` (host).
-    crossing : dict
-        :func:`resolution_at` of ``expected`` at 0.143.
-    """
-
-    half_a: Any
-    half_b: Any
-    signal: Any
-    expected: numpy.ndarray
-    crossing: dict[str, Any]
-
-
-def designed_half_maps(n: int, apix: float, band_shell: int, noise_sigma: float, seed: int,
-                       xp: ModuleType = numpy, *, decay_shell: float | None = None,
-                       envelope_radius: float | None = 0.3) -> DesignedHalfMaps:
-    """Two half maps of one signal with independent noise, and the FSC they should give.
-
-    The signal is white Gaussian noise times a soft spherical envelope (a "particle" of radius
-    ``envelope_radius * n`` voxels, edge from ``0.8`` of that radius), filtered by the radial
-    amplitude ``exp(-|k|^2 / (2 decay_shell^2))`` and cut hard after ``band_shell`` (zero power in
-    shells ``> band_shell``), then scaled to unit standard deviation. Each half adds its own white
-    noise of standard deviation ``noise_sigma``. With ``P_S`` the empirical mean ``|S(k)|^2`` of the
-    shell (unnormalised rfftn units), the expected FSC is ``P_S / (P_S + noise_sigma^2 n^3)``: the
-    noise has ``E|N(k)|^2 = noise_sigma^2 n^3`` and is independent of the signal and between halves.
-    Measured curves scatter around it by about ``(1 - FSC^2) / sqrt(M)`` for the ``M`` voxels of a
-    shell.
-
-    Parameters
-    ----------
-    n : int
-        Box edge, voxels.
-    apix : float
-        Voxel size, A (for the crossing's resolution in A).
-    band_shell : int
-        Last shell with signal power.
-    noise_sigma : float
-        Noise standard deviation relative to the signal's (signal RMS = 1).
-    seed : int
-        Seed of ``xp.random.default_rng``; draws are the signal, then noise a, then noise b. The
-        same seed gives the same maps on one backend.
-    xp : module
-        ``numpy`` or ``cupy``; the maps are made there.
-    decay_shell : float, optional
-        Gaussian fall-off of the signal amplitude, shells; ``band_shell / 4`` by default.
-    envelope_radius : float or None
-        Outer radius of the envelope as a fraction of ``n``; ``None`` fills the box.
-
-    Returns
-    -------
-    DesignedHalfMaps
-        ``(half_a, half_b, signal, expected, crossing)``.
-    """
-    if not 0 < band_shell <= n // 2:
-        raise ValueError(f"band_shell must lie in 1..{n // 2}, got {band_shell}")
-    decay = band_shell / 4 if decay_shell is None else float(decay_shell)
-    rng = xp.random.default_rng(int(seed))
-    shape = (n, n, n)
-    signal = rng.standard_normal(shape, dtype=xp.float32)
-    if envelope_radius is not None:
-        outer = envelope_radius * n
-        signal *= soft_sphere(n, 0.8 * outer, outer, xp=xp, dtype=xp.float32)
-    spectrum = xp.fft.rfftn(signal)
-    radius = _half_grid_radius(n, xp)
-    gain = xp.exp(radius * radius * (-0.5 / (decay * decay)))
-    gain = xp.where(shell_index(n, xp) <= band_shell, gain, 0).astype(xp.float32)
-    spectrum *= gain
-    del radius, gain
-    signal = xp.fft.irfftn(spectrum, s=shape, axes=(0, 1, 2)).astype(xp.float32, copy=False)
-    scale = 1.0 / float(signal.std())
-    signal *= scale
-    power = to_host(shell_power(spectrum)) * scale * scale
-    del spectrum
-    noise_power = float(noise_sigma) ** 2 * float(n) ** 3
-    with numpy.errstate(divide="ignore", invalid="ignore"):
-        expected = numpy.where(power > 0, power / (power + noise_power), 0.0)
-    half_a = signal + float(noise_sigma) * rng.standard_normal(shape, dtype=xp.float32)
-    half_b = signal + float(noise_sigma) * rng.standard_normal(shape, dtype=xp.float32)
-    crossing = resolution_at(expected, FSC_THRESHOLD, n=n, apix=apix)
-    return DesignedHalfMaps(half_a, half_b, signal, expected, crossing)

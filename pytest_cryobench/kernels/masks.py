@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy
 
-from pytest_cryobench.kernels import ndimage_of, xp_of
+from pytest_cryobench.kernels.array_api import array_namespace, scipy_namespace_for
 
 LOOSE_A = (25.0, 40.0)
 """``(extend_A, soft_A)`` of the loose mask."""
@@ -147,7 +147,7 @@ def distance_A(binary: Any, apix: float, max_A: float | None = None) -> Any:
         0 inside the region. ``scipy.ndimage`` / ``cupyx.scipy.ndimage``
         ``distance_transform_edt(~binary) * apix``; the CPU-heavy step of the threshold masks.
     """
-    xp = xp_of(binary)
+    xp = array_namespace(binary)
     if max_A is None:
         if not bool(binary.any()):
             raise ValueError("the binary region is empty")
@@ -160,8 +160,8 @@ def distance_A(binary: Any, apix: float, max_A: float | None = None) -> Any:
 
 def _edt_A(binary: Any, apix: float) -> Any:
     """``distance_transform_edt(~binary) * apix`` as float32, on ``binary``'s backend."""
-    xp = xp_of(binary)
-    return (ndimage_of(xp).distance_transform_edt(~binary) * apix).astype(xp.float32, copy=False)
+    xp = array_namespace(binary)
+    return (scipy_namespace_for(xp, "ndimage").distance_transform_edt(~binary) * apix).astype(xp.float32, copy=False)
 
 
 def _grown_box(binary: Any, max_A: float, apix: float) -> tuple[slice, ...]:
@@ -172,7 +172,7 @@ def _grown_box(binary: Any, max_A: float, apix: float) -> tuple[slice, ...]:
     ValueError
         The region is empty.
     """
-    xp = xp_of(binary)
+    xp = array_namespace(binary)
     grow = int(numpy.ceil(max_A / apix)) + 1
     box = []
     for axis in range(binary.ndim):
@@ -204,7 +204,7 @@ def soft_edge(distance: Any, extend_A: float, soft_A: float, dtype: Any = numpy.
     """
     if not soft_A > extend_A >= 0:
         raise ValueError(f"need 0 <= extend_A < soft_A, got {extend_A}, {soft_A}")
-    xp = xp_of(distance)
+    xp = array_namespace(distance)
     t = (distance.astype(dtype, copy=False) - extend_A) / (soft_A - extend_A)
     return _raised_cosine(t.astype(dtype, copy=False), xp)
 
@@ -234,7 +234,7 @@ def threshold_mask(volume: Any, apix: float, extend_A: float, soft_A: float, thr
     """
     if not soft_A > extend_A >= 0:
         raise ValueError(f"need 0 <= extend_A < soft_A, got {extend_A}, {soft_A}")
-    xp = xp_of(volume)
+    xp = array_namespace(volume)
     binary = threshold_binary(volume, threshold_fraction)
     # every voxel within soft_A of the region lies in its grown bounding box; outside it the mask is 0
     box = _grown_box(binary, soft_A, apix)

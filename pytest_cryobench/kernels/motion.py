@@ -57,7 +57,7 @@ resolution (passes 1 and 2).
 :func:`pytest_cryobench.requirements.live.preprocess_movie`); :func:`align_frames` does both passes over an
 array it is given.
 
-All kernels take the array module from their inputs (:func:`~pytest_cryobench.kernels.xp_of`);
+All kernels take the array module from their inputs (:func:`~pytest_cryobench.kernels.array_api.array_namespace`);
 the shifts come back as host NumPy, the aligned sum on the input's backend.
 """
 
@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy
 
-from pytest_cryobench.kernels import fft_of, xp_of
+from pytest_cryobench.kernels.array_api import array_namespace, to_host
 
 DEFAULT_BIN_TO = 1024
 """Longer side of the binned frames the shifts are searched on, pixels."""
@@ -155,7 +155,7 @@ def crop_spectrum(spectrum: Any, shape: tuple[int, int], binned: tuple[int, int]
         Rows ``ky = 0 .. hb // 2 - 1`` and ``-(hb - hb // 2) .. -1``; columns ``kx = 0 .. wb // 2``.
         A new array (the input may be freed); the input itself when nothing is cut.
     """
-    xp = xp_of(spectrum)
+    xp = array_namespace(spectrum)
     h, _ = shape
     hb, wb = binned
     if (hb, wb) == tuple(shape):
@@ -211,7 +211,7 @@ def _subpixel_peaks(xc: Any, radius: tuple[int, int]) -> Any:
         ``(y, x)`` lag of each peak, binned pixels. The 3-point parabola on each axis moves the
         integer peak by ``(v[-1] - v[+1]) / (2 (v[-1] - 2 v[0] + v[+1]))``, clipped to +-0.5.
     """
-    xp = xp_of(xc)
+    xp = array_namespace(xc)
     n_frames, hb, wb = xc.shape
     ry, rx = radius
     rows = xp.arange(-ry, ry + 1) % hb
@@ -261,8 +261,8 @@ def estimate_shifts(spectra: Any, shape: tuple[int, int], *, max_shift_px: float
     iterations : int
         Searches run.
     """
-    xp = xp_of(spectra)
-    fft = fft_of(xp)
+    xp = array_namespace(spectra)
+    fft = xp.fft
     n_frames, hb, half = spectra.shape
     # an uncropped width may be odd; a cropped one is even (binned_shape)
     wb = int(shape[1]) if half == shape[1] // 2 + 1 else 2 * (half - 1)
@@ -293,8 +293,7 @@ def estimate_shifts(spectra: Any, shape: tuple[int, int], *, max_shift_px: float
             break
     full = shifts * xp.asarray([fy, fx], dtype=xp.float64)
     full = full - full.mean(axis=0)
-    host = full.get() if hasattr(full, "get") else full
-    return numpy.asarray(host, dtype=numpy.float64), done
+    return numpy.asarray(to_host(full), dtype=numpy.float64), done
 
 
 def default_chunk_frames(xp: ModuleType, shape: tuple[int, int], n_frames: int) -> int:
@@ -346,7 +345,7 @@ class GlobalAligner:
     def add_for_search(self, chunk: Any, start: int) -> None:
         """Pass 1: keep the binned spectra of frames ``start .. start + c - 1`` (chunk ``(c, H, W)``)."""
         self._check(chunk, start)
-        spectrum = fft_of(self.xp).rfft2(chunk, axes=(-2, -1))
+        spectrum = self.xp.fft.rfft2(chunk, axes=(-2, -1))
         self.spectra[start:start + chunk.shape[0]] = crop_spectrum(spectrum, self.shape, self.binned)
 
     def solve(self) -> numpy.ndarray:
@@ -361,7 +360,7 @@ class GlobalAligner:
             raise RuntimeError("call solve() before add_to_sum()")
         self._check(chunk, start)
         xp = self.xp
-        spectrum = fft_of(xp).rfft2(chunk, axes=(-2, -1))
+        spectrum = xp.fft.rfft2(chunk, axes=(-2, -1))
         ramp_y, ramp_x = _ramps(xp, self.shifts[start:start + chunk.shape[0]], self.shape)
         spectrum *= ramp_y
         spectrum *= ramp_x
@@ -375,7 +374,7 @@ class GlobalAligner:
         """The sum of the aligned frames, ``(H, W)`` float32 on the backend."""
         if self._sum is None:
             raise RuntimeError("no frames were added to the sum")
-        return fft_of(self.xp).irfft2(self._sum, s=self.shape, axes=(-2, -1)).astype(self.xp.float32, copy=False)
+        return self.xp.fft.irfft2(self._sum, s=self.shape, axes=(-2, -1)).astype(self.xp.float32, copy=False)
 
 
 def align_frames(frames: Any, *, gain: Any = None, bin_to: int = DEFAULT_BIN_TO,
@@ -412,7 +411,7 @@ def align_frames(frames: Any, *, gain: Any = None, bin_to: int = DEFAULT_BIN_TO,
         mean (positive: the specimen is displaced towards larger indices in that frame);
         ``aligned_sum`` (H, W) float32 on the input's backend.
     """
-    xp = xp_of(frames, gain)
+    xp = array_namespace(frames, gain)
     if frames.ndim != 3:
         raise ValueError(f"frames must be (F, H, W), got shape {frames.shape}")
     n_frames, h, w = (int(v) for v in frames.shape)

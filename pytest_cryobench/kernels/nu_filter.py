@@ -1,14 +1,15 @@
 """Non-Uniform Refinement's core: per-voxel choice of a low-pass filter by matched cross-validation.
 
-Workload ``matched_cv_filter_estimation`` (SPEC 5.3, notes/algorithms.md section 2). The
+Workload ``matched_cv_filter_estimation`` (see ``docs/design.md``). The
 parameterisation is ours, not cryoSPARC's: K isotropic soft low-pass filters indexed by their
 resolution; for each candidate both half maps are filtered and each filtered half is compared with
 the *other*, unfiltered half (the "matched" pairing, so noise that a filter lets through is never
 compared with itself); the squared residuals are averaged by a Gaussian window whose width grows
 with the candidate's resolution; the candidate with the lowest local error wins, voxel by voxel.
 
-One code path serves NumPy and CuPy: every array function comes from :func:`xp_of` of the inputs,
-and the transforms are ``xp.fft.rfftn`` / ``xp.fft.irfftn``.
+One code path serves NumPy and CuPy: every array function comes from
+:func:`~pytest_cryobench.kernels.array_api.array_namespace` of the inputs, and the
+transforms are ``xp.fft.rfftn`` / ``xp.fft.irfftn``.
 
 Memory is planned for the full profile (256^3 half maps) on an 11 GB GPU: candidates are streamed
 and only a running best (error, index, filtered value) is kept, so the footprint does not grow
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy
 
-from pytest_cryobench.kernels import xp_of
+from pytest_cryobench.kernels.array_api import array_namespace
 
 __all__ = [
     "DEFAULT_K",
@@ -48,7 +49,6 @@ __all__ = [
     "matched_cv_filter_estimation",
     "memory_plan",
     "shell_radius",
-    "two_region_half_maps",
     "window_sigma_vox",
 ]
 
@@ -188,10 +188,10 @@ def window_sigma_vox(resolution_A: float, apix: float, window_factor: float = DE
     neighbourhood.
 
     The default factor 1 trades noise against leakage: with factor 1 the two 36 Å wide regions of
-    the 48^3 known-answer volume (:func:`two_region_half_maps`, apix 1.5 Å) are each found on
-    their band limit exactly, while factor 2 already pulls the 9 Å region 1-2 candidates towards
-    its 4.5 Å neighbour (its window reaches across the border), and factors below 1 make the
-    per-voxel choice noisier.
+    the 48^3 known-answer volume (:func:`pytest_cryobench.data.synthetic_maps.two_region_half_maps`,
+    apix 1.5 Å) are each found on their band limit exactly, while factor 2 already pulls the 9 Å
+    region 1-2 candidates towards its 4.5 Å neighbour (its window reaches across the border), and
+    factors below 1 make the per-voxel choice noisier.
 
     Parameters
     ----------
@@ -343,7 +343,7 @@ def matched_cv_filter_estimation(half_a: Any, half_b: Any, apix: float,
     -------
     NuFilterResult
     """
-    xp = xp_of(half_a, half_b)
+    xp = array_namespace(half_a, half_b)
     if half_a.shape != half_b.shape or half_a.ndim != 3 or len(set(half_a.shape)) != 1:
         raise ValueError(f"half maps must be the same cubic 3-D shape, got {half_a.shape} and {half_b.shape}")
     shape = tuple(int(s) for s in half_a.shape)
@@ -476,95 +476,3 @@ def memory_plan(n: int, k: int = DEFAULT_K, *, detail: bool = False) -> int | di
     if detail:
         return {"persistent": persistent, "per_candidate": per_candidate, "fft_plans": plans, "total": total}
     return total
-
-
-# --------------------------------------------------------------------------------------------
-# Known-answer generator
-# --------------------------------------------------------------------------------------------
-
-def two_region_half_maps(n: int, apix: float, res_region1_A: float, res_region2_A: float,
-                         noise_sigma: float = 0.5, seed: int = 0, xp: ModuleType = numpy,
-                         edge_vox: float = 4.0) -> tuple[Any, Any, dict[str, Any]]:
-    """Two half maps of a volume whose two regions are band-limited at different resolutions.
-
-    The box is split along x into two periodic slabs of width n/2 (region 1 centred at
-    ``x = n/4``, region 2 at ``x = 3n/4``), blended by raised-cosine edges ``edge_vox`` wide. Each
-    slab holds its own white Gaussian field (unit variance per voxel, so unit power per Fourier
-    component), hard low-passed at its band limit (shells ``s <= n * apix / r``), so inside a
-    region the signal spectrum is flat up to the band limit and zero beyond. Each half adds its
-    own white noise of standard deviation ``noise_sigma`` per voxel: the per-component
-    signal-to-noise ratio of a half below the band limit is ``1 / noise_sigma**2`` (4 for the
-    default), so the matched-CV optimum is the band limit itself.
-
-    Deterministic for a given ``seed`` (NumPy's PCG64, generated on the host in float64 and moved
-    to ``xp`` as float32, so both backends receive the same numbers).
-
-    Parameters
-    ----------
-    n : int
-        Box size, voxels.
-    apix : float
-        Voxel size, Å.
-    res_region1_A, res_region2_A : float
-        Band limits of regions 1 and 2, Å (pick values on the candidate grid).
-    noise_sigma : float
-        Noise standard deviation per voxel, per half map (signal units).
-    seed : int
-        Random seed.
-    xp : module
-        Backend of the returned maps.
-    edge_vox : float
-        Width of the blend between the slabs, voxels.
-
-    Returns
-    -------
-    half_a, half_b : array, shape (n, n, n), float32
-        On ``xp``.
-    truth : dict
-        ``region1_mask``, ``region2_mask`` (numpy bool (n, n, n): the slabs, x within n/4 of the
-        centre), ``region1_core``, ``region2_core`` (numpy bool: x within n/8 of the centre),
-        ``band_limits_A`` (r1, r2), ``signal`` (numpy float32 (n, n, n), noise-free),
-        ``noise_sigma``, ``snr_per_component``.
-    """
-    rng = numpy.random.default_rng(seed)
-    shape = (n, n, n)
-    axes = (0, 1, 2)
-    radius = shell_radius(n, numpy)
-
-    def band_limited(res_A: float) -> numpy.ndarray:
-        white = rng.standard_normal(shape)
-        spec = numpy.fft.rfftn(white, axes=axes)
-        spec *= radius <= n * float(apix) / float(res_A)
-        return numpy.fft.irfftn(spec, s=shape, axes=axes)
-
-    s1 = band_limited(res_region1_A)
-    s2 = band_limited(res_region2_A)
-    x = numpy.arange(n, dtype=numpy.float64)
-    # periodic distance to the centre of region 1 (x = n/4)
-    d1 = numpy.abs((x - n / 4.0 + n / 2.0) % n - n / 2.0)
-    e = max(float(edge_vox), 1e-9)
-    t = numpy.clip((d1 - (n / 4.0 - e / 2.0)) / e, 0.0, 1.0)
-    m1 = 0.5 * (1.0 + numpy.cos(numpy.pi * t))  # 1 inside region 1, 0 inside region 2
-    signal = m1[None, None, :] * s1 + (1.0 - m1)[None, None, :] * s2
-    half_a = signal + float(noise_sigma) * rng.standard_normal(shape)
-    half_b = signal + float(noise_sigma) * rng.standard_normal(shape)
-
-    in1 = d1 < n / 4.0
-    core1 = d1 < n / 8.0
-    d2 = numpy.abs((x - 3.0 * n / 4.0 + n / 2.0) % n - n / 2.0)
-    core2 = d2 < n / 8.0
-
-    def full(mask_x: numpy.ndarray) -> numpy.ndarray:
-        return numpy.broadcast_to(mask_x[None, None, :], shape).copy()
-
-    truth = {
-        "region1_mask": full(in1),
-        "region2_mask": full(~in1),
-        "region1_core": full(core1),
-        "region2_core": full(core2),
-        "band_limits_A": (float(res_region1_A), float(res_region2_A)),
-        "signal": signal.astype(numpy.float32),
-        "noise_sigma": float(noise_sigma),
-        "snr_per_component": 1.0 / float(noise_sigma) ** 2 if noise_sigma > 0 else math.inf,
-    }
-    return (xp.asarray(half_a.astype(numpy.float32)), xp.asarray(half_b.astype(numpy.float32)), truth)

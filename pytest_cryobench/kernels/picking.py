@@ -1,10 +1,10 @@
-"""Template picking by fast local normalised cross-correlation (Roseman's FLCF), and its known answer.
+"""Template picking by fast local normalised cross-correlation (Roseman's FLCF), and scoring picks.
 
 One code path for NumPy and CuPy: every kernel takes its array module from its inputs
-(:func:`~pytest_cryobench.kernels.xp_of`) and uses ``xp``, ``xp.fft`` and
-:func:`~pytest_cryobench.kernels.ndimage_of` only. Host NumPy is used for random numbers (so that
-the synthetic data are identical on both backends), for the results that :func:`pick` hands back,
-and in :func:`match_picks`, which scores picks outside any timed region.
+(:func:`~pytest_cryobench.kernels.array_api.array_namespace`) and uses ``xp``, ``xp.fft`` and
+:func:`~pytest_cryobench.kernels.array_api.scipy_namespace_for` only. Host NumPy is used for the
+results that :func:`pick` hands back, and in :func:`match_picks`, which scores picks against a
+known answer (:mod:`pytest_cryobench.data.synthetic_micrographs`) outside any timed region.
 
 Conventions
 -----------
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy
 
-from pytest_cryobench.kernels import ndimage_of, xp_of
+from pytest_cryobench.kernels.array_api import array_namespace, scipy_namespace_for, to_host
 
 DEFAULT_MAX_BATCH_BYTES = {"numpy": 16 << 20, "cupy": 1 << 30}
 """Working-memory budget of one batch of templates in :func:`ncc_maps`, bytes, per backend.
@@ -74,13 +74,7 @@ def box_center(shape: Sequence[int]) -> tuple[int, int]:
 
 
 def _module(xp: ModuleType | None, *arrays: Any) -> ModuleType:
-    return xp if xp is not None else xp_of(*arrays)
-
-
-def to_host(array: Any) -> numpy.ndarray:
-    """A host NumPy copy (or view) of a NumPy or CuPy array."""
-    get = getattr(array, "get", None)
-    return get() if callable(get) and type(array).__module__.startswith("cupy") else numpy.asarray(array)
+    return xp if xp is not None else array_namespace(*arrays)
 
 
 def _phase_ramp(shape: Sequence[int], shift_y: float, shift_x: float, xp: ModuleType) -> Any:
@@ -133,14 +127,14 @@ def circular_mask(shape: Sequence[int], radius_px: float, xp: ModuleType = numpy
 # templates
 
 
-def _rotate_items(source: Any, source_index: Any, angles_deg: Any) -> Any:
+def rotate_items(source: Any, source_index: Any, angles_deg: Any) -> Any:
     """Item ``i`` of the result is ``source[source_index[i]]`` rotated by ``angles_deg[i]``.
 
     Bilinear interpolation (``map_coordinates``, order 1, zero outside the box) of all items at
     once, in chunks of about ``_ROTATE_CHUNK_PIXELS`` output pixels.
     """
-    xp = xp_of(source)
-    ndimage = ndimage_of(xp)
+    xp = array_namespace(source)
+    ndimage = scipy_namespace_for(xp, "ndimage")
     src = xp.ascontiguousarray(source, dtype=xp.float32)
     _, h, w = src.shape
     cy, cx = box_center((h, w))
@@ -187,7 +181,7 @@ def rotate_templates(templates: Any, angles_deg: Any, xp: ModuleType | None = No
     angles = xp.asarray(angles_deg, dtype=xp.float64).reshape(-1)
     n_t, n_a = stack.shape[0], angles.size
     index = xp.repeat(xp.arange(n_t, dtype=xp.float64), n_a)
-    return _rotate_items(stack, index, xp.tile(angles, n_t))
+    return rotate_items(stack, index, xp.tile(angles, n_t))
 
 
 def _divisor_box(n: int, at_least: int) -> int:
@@ -221,7 +215,7 @@ def ctf_filter_boxes(stack: Any, ctf_rfft: Any, micrograph_shape: Sequence[int])
     array, shape (K, h, w), float32
         CTF-filtered boxes.
     """
-    xp = xp_of(stack, ctf_rfft)
+    xp = array_namespace(stack, ctf_rfft)
     big_h, big_w = (int(n) for n in micrograph_shape)
     if ctf_rfft.shape != (big_h, big_w // 2 + 1):
         raise ValueError(f"CTF shape {ctf_rfft.shape} is not the rfft2 grid of a {big_h}x{big_w} micrograph")
@@ -255,7 +249,7 @@ def normalise_under_mask(stack: Any, mask: Any) -> Any:
         ``t`` with ``Σ_M t = 0`` and ``Σ_M t² = N``; a box that is constant under the mask
         becomes all zeros.
     """
-    xp = xp_of(stack, mask)
+    xp = array_namespace(stack, mask)
     mask = xp.asarray(mask, dtype=xp.float32)
     n_mask = mask.sum()
     mean = (stack * mask).sum(axis=(-2, -1), keepdims=True) / n_mask
@@ -290,7 +284,7 @@ def prepare_template_boxes(templates: Any, angles_deg: Any, ctf_rfft: Any | None
     mask : array, shape (h, w), float32
         The mask.
     """
-    xp = xp_of(templates)
+    xp = array_namespace(templates)
     boxes = rotate_templates(templates, angles_deg)
     if ctf_rfft is not None:
         boxes = ctf_filter_boxes(boxes, xp.asarray(ctf_rfft), micrograph_shape)
@@ -316,7 +310,7 @@ def padded_rfft2(boxes: Any, shape: Sequence[int]) -> Any:
         Equal to ``rfft2`` of the ``(K, H, W)`` array with ``boxes`` in ``[:, :h, :w]`` and zeros
         elsewhere.
     """
-    xp = xp_of(boxes)
+    xp = array_namespace(boxes)
     big_h, big_w = (int(n) for n in shape)
     rows = xp.fft.rfft(xp.asarray(boxes, dtype=xp.float32), n=big_w, axis=-1)
     return xp.fft.fft(rows, n=big_h, axis=-2)
@@ -362,7 +356,7 @@ def micrograph_spectra(micrograph: Any, box_shape: Sequence[int]) -> tuple[Any, 
     -------
     spectrum, spectrum_sq : array, shape (H, W // 2 + 1), complex64
     """
-    xp = xp_of(micrograph)
+    xp = array_namespace(micrograph)
     ramp = _phase_ramp(micrograph.shape, *box_center(box_shape), xp)
     spectrum = xp.fft.rfft2(micrograph)
     spectrum *= ramp
@@ -395,7 +389,7 @@ def local_stats(micrograph_rfft: Any, micrograph_sq_rfft: Any, mask_rfft: Any, n
     mean, std : array, shape (H, W), float32
         ``std`` is 0 where the variance is ``<= var_floor``.
     """
-    xp = xp_of(micrograph_rfft, micrograph_sq_rfft, mask_rfft)
+    xp = array_namespace(micrograph_rfft, micrograph_sq_rfft, mask_rfft)
     if shape is None:
         shape = (micrograph_rfft.shape[0], 2 * (micrograph_rfft.shape[1] - 1))
     conj_mask = xp.conj(mask_rfft)
@@ -453,7 +447,7 @@ def ncc_maps(micrograph: Any, prepared: Any, mask: Any, n_angles: int = 1, batch
     angle_index : array, shape (H, W), int32
         Angle index ``a`` of the best item.
     """
-    xp = xp_of(micrograph, prepared, mask)
+    xp = array_namespace(micrograph, prepared, mask)
     shape = tuple(int(n) for n in micrograph.shape)
     n_items = int(prepared.shape[0])
     if n_items < 1:
@@ -536,8 +530,8 @@ def find_peaks(score: Any, min_separation_px: int, threshold: float, max_picks: 
     scores : array, shape (N,)
         Their scores.
     """
-    xp = xp_of(score)
-    ndimage = ndimage_of(xp)
+    xp = array_namespace(score)
+    ndimage = scipy_namespace_for(xp, "ndimage")
     sep = int(min_separation_px)
     if sep < 0:
         raise ValueError(f"negative separation {min_separation_px}")
@@ -607,7 +601,7 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
     if h > micrograph.shape[0] or w > micrograph.shape[1]:
         raise ValueError(f"templates of {h}x{w} px do not fit a micrograph of "
                          f"{micrograph.shape[0]}x{micrograph.shape[1]} px")
-    xp = xp_of(micrograph)
+    xp = array_namespace(micrograph)
     templates = xp.asarray(templates)
     if templates.ndim == 2:
         templates = templates[None]
@@ -635,152 +629,7 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
 
 
 # --------------------------------------------------------------------------------------------
-# known answer
-
-
-def asymmetric_templates(n_templates: int, box: int, seed: int, xp: ModuleType = numpy,
-                         n_satellites: int = 6) -> Any:
-    """Distinct, asymmetric 2-D templates: a body with protrusions, made of Gaussian blobs.
-
-    Each template is an elongated Gaussian body at the box centre (axes ``0.10`` and ``0.05 box``,
-    random orientation, amplitude 1) plus ``n_satellites`` smaller elliptical blobs (axes
-    ``0.025-0.08 box``, amplitudes 0.5-1) at distinct distances from the centre (``0.10-0.30 box``,
-    shuffled) and at irregular polar angles (gaps of 0.6-1.6 rad), so that no rotation or mirror
-    maps a template onto itself or onto another. A soft disk (1 inside ``0.38 box``, cosine to 0 at
-    ``0.46 box``) keeps every rotation inside the box and inside a mask of radius ``0.46 box``.
-    Scaled to a peak of 1. Random numbers come from host NumPy, so the templates are the same on
-    every backend.
-
-    Parameters
-    ----------
-    n_templates : int
-        ``T``.
-    box : int
-        Box size, pixels.
-    seed : int
-        Random seed.
-    xp : module
-        ``numpy`` or ``cupy``.
-    n_satellites : int
-        Blobs around the body.
-
-    Returns
-    -------
-    array, shape (T, box, box), float32
-        Non-negative templates with maximum 1.
-    """
-    rng = numpy.random.default_rng([int(seed), 0x7E3A])
-    n_t, n_s = int(n_templates), int(n_satellites)
-    radii = rng.permuted(numpy.broadcast_to(numpy.linspace(0.10, 0.30, n_s), (n_t, n_s)), axis=1) * box
-    polar = rng.uniform(0, 2 * math.pi, (n_t, 1)) + numpy.cumsum(rng.uniform(0.6, 1.6, (n_t, n_s)), axis=1)
-    size = rng.uniform(0.025, 0.045, (n_t, n_s)) * box
-    zero = numpy.zeros((n_t, 1))
-    params = {  # blob 0 is the body
-        "y0": numpy.concatenate([zero, radii * numpy.sin(polar)], axis=1),
-        "x0": numpy.concatenate([zero, radii * numpy.cos(polar)], axis=1),
-        "major": numpy.concatenate([zero + 0.10 * box, size * rng.uniform(1.0, 1.8, (n_t, n_s))], axis=1),
-        "minor": numpy.concatenate([zero + 0.05 * box, size], axis=1),
-        "orient": rng.uniform(0, math.pi, (n_t, n_s + 1)),
-        "amp": numpy.concatenate([zero + 1.0, rng.uniform(0.5, 1.0, (n_t, n_s))], axis=1),
-    }
-    p = {key: xp.asarray(value)[:, :, None, None] for key, value in params.items()}
-    cy, cx = box_center((box, box))
-    yy = (xp.arange(box, dtype=xp.float64) - cy)[:, None]
-    xx = (xp.arange(box, dtype=xp.float64) - cx)[None, :]
-    dy, dx = yy - p["y0"], xx - p["x0"]
-    cos, sin = xp.cos(p["orient"]), xp.sin(p["orient"])
-    u = (dx * cos + dy * sin) / p["major"]
-    v = (-dx * sin + dy * cos) / p["minor"]
-    images = (p["amp"] * xp.exp(-0.5 * (u * u + v * v))).sum(axis=1)
-    r = xp.sqrt(yy * yy + xx * xx) / box
-    taper = xp.where(r <= 0.38, 1.0, xp.where(r >= 0.46, 0.0, 0.5 + 0.5 * xp.cos(math.pi * (r - 0.38) / 0.08)))
-    images = images * taper
-    images /= images.max(axis=(-2, -1), keepdims=True)
-    return images.astype(xp.float32)
-
-
-def planted_micrograph(shape: Sequence[int], templates: Any, n_particles: int, snr_sigma: float, seed: int,
-                       ctf: Any | None = None, xp: ModuleType = numpy) -> tuple[Any, numpy.ndarray,
-                                                                                 numpy.ndarray, numpy.ndarray]:
-    """A synthetic micrograph with particles at known positions, templates and angles.
-
-    Particles are copies of the templates, rotated by uniformly random angles (bilinear, as in
-    :func:`rotate_templates`), centred at random positions on a jittered grid: cells of
-    ``1.5 d`` with ``d = max(h, w) + 1``, one particle per chosen cell, offsets that keep any two
-    particles at least ``d`` apart (so they never overlap), and at least 5/8 of a box from every
-    edge (the whole box and the picker's border of half a box stay inside).
-    The clean image is multiplied by the CTF in Fourier space when one is given, then Gaussian
-    noise of standard deviation ``snr_sigma * max|templates|`` is added. All random numbers come
-    from host NumPy (``default_rng(seed)``): the result is the same on every backend.
-
-    Parameters
-    ----------
-    shape : (int, int)
-        ``(H, W)``, pixels.
-    templates : array, shape (T, h, w)
-        Templates (e.g. :func:`asymmetric_templates`).
-    n_particles : int
-        ``N``.
-    snr_sigma : float
-        Noise standard deviation relative to the templates' peak value (before the CTF).
-    seed : int
-        Random seed.
-    ctf : array, shape (H, W // 2 + 1), optional
-        CTF on the micrograph's ``rfft2`` grid.
-    xp : module
-        Backend of the micrograph.
-
-    Returns
-    -------
-    micrograph : array, shape (H, W), float32
-        On ``xp``.
-    coords : numpy.ndarray, shape (N, 2), int64
-        True particle centres ``(y, x)``, in raster order.
-    template_index : numpy.ndarray, shape (N,), int64
-        True template of each particle.
-    angles_deg : numpy.ndarray, shape (N,), float64
-        True in-plane angle of each particle, degrees in [0, 360).
-
-    Raises
-    ------
-    ValueError
-        When ``N`` particles do not fit.
-    """
-    big_h, big_w = (int(n) for n in shape)
-    stack = xp.asarray(templates, dtype=xp.float32)
-    if stack.ndim == 2:
-        stack = stack[None]
-    n_t, h, w = stack.shape
-    cy, cx = box_center((h, w))
-    distance = max(h, w) + 1
-    cell = distance + distance // 2
-    margin = (5 * max(h, w)) // 8
-    cells_y, cells_x = (big_h - 2 * margin) // cell, (big_w - 2 * margin) // cell
-    capacity = max(0, cells_y) * max(0, cells_x)
-    if n_particles > capacity:
-        raise ValueError(f"{n_particles} particles of {h}x{w} do not fit in {big_h}x{big_w} "
-                         f"(at most {capacity} on a {cell}-pixel grid)")
-    rng = numpy.random.default_rng([int(seed), 0x91C5])
-    cells = numpy.sort(rng.choice(capacity, size=n_particles, replace=False))
-    offsets = rng.integers(0, cell - distance + 1, size=(n_particles, 2))
-    coords = numpy.stack([margin + (cells // cells_x) * cell, margin + (cells % cells_x) * cell], axis=1)
-    coords = (coords + offsets).astype(numpy.int64)
-    template_index = rng.integers(0, n_t, size=n_particles).astype(numpy.int64)
-    angles = rng.uniform(0.0, 360.0, size=n_particles)
-    noise = rng.standard_normal((big_h, big_w), dtype=numpy.float32)
-
-    particles = _rotate_items(stack, xp.asarray(template_index), xp.asarray(angles))
-    clean = xp.zeros((big_h, big_w), dtype=xp.float32)
-    rows = xp.asarray(coords[:, 0] - cy)[:, None, None] + xp.arange(h)[None, :, None]
-    cols = xp.asarray(coords[:, 1] - cx)[:, None, None] + xp.arange(w)[None, None, :]
-    clean[rows, cols] = particles  # boxes never overlap
-    if ctf is not None:
-        spectrum = xp.fft.rfft2(clean)
-        spectrum *= xp.asarray(ctf, dtype=xp.float32)
-        clean = xp.fft.irfft2(spectrum, s=(big_h, big_w)).astype(xp.float32)
-    sigma = float(snr_sigma) * float(xp.abs(stack).max())
-    micrograph = clean + xp.asarray(noise) * xp.float32(sigma)
-    return micrograph.astype(xp.float32), coords, template_index, angles
+# scoring against a known answer
 
 
 def angular_difference_deg(a: Any, b: Any) -> numpy.ndarray:

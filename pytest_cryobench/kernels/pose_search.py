@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels import xp_of
+from pytest_cryobench.kernels.array_api import array_namespace
 from pytest_cryobench.kernels.ctf import ctf_at
 
 MARG_MASS = 0.999
@@ -110,7 +110,7 @@ def image_coefficients(images: Any, coords: Any) -> Any:
     array of complex64, shape (B, K), on the images' backend
         ``rfft2(ifftshift(image))`` (unnormalised) at ``coords.flat``.
     """
-    xp = xp_of(images)
+    xp = array_namespace(images)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"expected a stack of square images (B, n, n), got shape {images.shape}")
     spectra = xp.fft.rfft2(xp.fft.ifftshift(images.astype(xp.float32, copy=False), axes=(1, 2)))
@@ -171,7 +171,7 @@ def noise_weights(coefficients: Any, coords: Any) -> Any:
     -------
     array of float32, shape (K,), on the coefficients' backend
     """
-    xp = xp_of(coefficients)
+    xp = array_namespace(coefficients)
     shell = xp.asarray(numpy.rint(coords.radius).astype(numpy.int64))
     power = (coefficients.real ** 2 + coefficients.imag ** 2).mean(axis=0).astype(xp.float64)
     sums = xp.bincount(shell, weights=power)
@@ -202,7 +202,7 @@ class ProjectionBank(NamedTuple):
 
 def projection_bank(projections: Any) -> ProjectionBank:
     """:class:`ProjectionBank` of central slices ``(R, K)`` complex64."""
-    xp = xp_of(projections)
+    xp = array_namespace(projections)
     stacked = xp.ascontiguousarray(xp.concatenate([projections.real, projections.imag], axis=1).T)
     power = xp.ascontiguousarray((projections.real ** 2 + projections.imag ** 2).T)
     return ProjectionBank(stacked.astype(xp.float32, copy=False), power.astype(xp.float32, copy=False))
@@ -229,7 +229,7 @@ def score_poses(coefficients: Any, ctf: Any, bank: ProjectionBank, weights: Any,
     float32 array, shape (B, T, R)
         ``L[b, t, r]`` of the module docstring.
     """
-    xp = xp_of(coefficients, ctf)
+    xp = array_namespace(coefficients, ctf)
     b, k = coefficients.shape
     t = phases.shape[0]
     cw = ctf * weights[None, :]
@@ -253,7 +253,7 @@ class MaxAssignment(NamedTuple):
 
 def assign_max(scores: Any) -> MaxAssignment:
     """The best (rotation, shift) of each particle from :func:`score_poses`' (B, T, R) scores."""
-    xp = xp_of(scores)
+    xp = array_namespace(scores)
     b, t, r = scores.shape
     flat = scores.reshape(b, t * r)
     best = xp.argmax(flat, axis=1)
@@ -305,7 +305,7 @@ def assign_marg(scores: Any, mass: float = MARG_MASS) -> MargAssignment:
     -------
     MargAssignment
     """
-    xp = xp_of(scores)
+    xp = array_namespace(scores)
     if not 0 < mass <= 1:
         raise ValueError(f"mass must lie in (0, 1], got {mass}")
     b, t, r = scores.shape

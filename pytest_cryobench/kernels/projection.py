@@ -29,7 +29,7 @@ Gridding correction
     it beforehand (trilinear: ``H(f) = sinc^2(f)``; Keys cubic: ``H`` by quadrature);
     reconstruction divides the map by the trilinear ``sinc^2`` afterwards.
 
-Every function takes its array module from its inputs (:func:`~pytest_cryobench.kernels.xp_of`),
+Every function takes its array module from its inputs (:func:`~pytest_cryobench.kernels.array_api.array_namespace`),
 so NumPy and CuPy run the same code; the work is vectorised over poses and coefficients (the only
 Python loops run over interpolation taps and over chunks of poses that bound the temporaries).
 """
@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels import xp_of
+from pytest_cryobench.kernels.array_api import array_namespace
 
 INTERPOLATIONS = ("linear", "cubic")
 """Interpolation kernels of :func:`prepare_volume` / :func:`extract_slices`."""
@@ -262,7 +262,7 @@ def prepare_volume(volume: Any, pad: int = 2, interpolation: str = "linear", gri
         With ``gridding=False`` the sample at padded index ``N // 2 + pad * k`` is exactly the
         unnormalised ``n``-grid transform of the volume at ``k``.
     """
-    xp = xp_of(volume)
+    xp = array_namespace(volume)
     n = _check_volume(volume)
     pad = _check_pad(pad)
     if interpolation not in INTERPOLATIONS:
@@ -358,7 +358,7 @@ def extract_slices(prepared: PreparedVolume, rotations: Any, coords: FourierCoor
         ``coords.flat`` of the projection of ``V_R`` along ``z``, in the module's image convention.
     """
     grid = prepared.grid
-    xp = xp_of(grid)
+    xp = array_namespace(grid)
     rot = _as_rotations(rotations, xp)
     if coords.n != prepared.n:
         raise ValueError(f"coords are for n = {coords.n}, the volume has n = {prepared.n}")
@@ -424,7 +424,7 @@ def project_images(prepared: PreparedVolume, rotations: Any, r_max: float | None
         Images ``(y, x)`` with the origin at ``(n // 2, n // 2)``: the line integrals along ``z``
         of ``V_R`` (sums over voxels, unit voxel length), band-limited to ``r_max``.
     """
-    xp = xp_of(prepared.grid)
+    xp = array_namespace(prepared.grid)
     n = prepared.n
     coords = fourier_coords(n, n / 2 - 1e-3 if r_max is None else r_max)
     rot = _as_rotations(rotations, xp)

@@ -1,7 +1,9 @@
-"""Array backends (NumPy, CuPy) and the GPUs that NVML sees.
+"""The GPUs that NVML sees, and the plan of which backend (NumPy, CuPy) and devices a run uses.
 
 CuPy is imported only here, only when a GPU case asks for it: a run of ``-m fs`` or a project
-that merely has the plugin installed never imports it.
+that merely has the plugin installed never imports it. Which namespace an array belongs to, and
+the host copies and device synchronisation the kernels use, are
+:mod:`pytest_cryobench.kernels.array_api`.
 """
 
 from __future__ import annotations
@@ -239,16 +241,6 @@ def make_backend(name: str, device: GpuInfo | None) -> Backend:
     if cupy is None:
         raise RuntimeError(reason)
     return Backend("cupy", cupy, device)
-
-
-def namespace_of(array: Any) -> ModuleType:
-    """The array module (``numpy`` or ``cupy``) an array belongs to."""
-    module = type(array).__module__.split(".")[0]
-    if module == "cupy":
-        return importlib.import_module("cupy")
-    import numpy
-
-    return numpy
 
 
 def versions(names: Sequence[str] = ("numpy", "cupy")) -> dict[str, str | None]:

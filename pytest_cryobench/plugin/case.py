@@ -12,13 +12,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pytest_cryobench.errors import CryobenchWarning  # also importable from here, where it used to live
 from pytest_cryobench.measure import pagecache
 from pytest_cryobench.measure.timing import SubTimings, round_stats
 from pytest_cryobench.record.model import CaseRecord, Metric
-
-
-class CryobenchWarning(UserWarning):
-    """A figure that may not mean what it says (e.g. a cold read that was warm)."""
 
 
 class Case:

@@ -45,8 +45,9 @@ def measure_throughput(case: Any, run: Any, profile: Any, work_dir: Path, seed: 
     """Run the ``live_throughput`` case (see the module docstring)."""
     import pytest
 
+    from pytest_cryobench.data.synthetic_movies import synthetic_shifted_movie
     from pytest_cryobench.measure.backend import make_backend, select_gpus
-    from pytest_cryobench.requirements.live import camera, keeps_up, preprocess_movie, synthetic_shifted_movie
+    from pytest_cryobench.requirements.live import camera, keeps_up, preprocess_movie
 
     s = run.settings
     cam = camera(s.live_camera)

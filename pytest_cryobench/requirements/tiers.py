@@ -188,7 +188,7 @@ def report(case: Any, requirement: Requirement, value: Any, detail: str = "", **
     """
     import warnings
 
-    from pytest_cryobench.plugin.case import CryobenchWarning
+    from pytest_cryobench.errors import CryobenchWarning
 
     tier = judge(requirement, value)
     case.info(requirement={

@@ -99,7 +99,7 @@ def test_fsc_and_nu_on_a_real_data_set_check_sanity(pytester, smoke_args, bench_
     """CryoSPARC's data set has no planted answer: the cases check sane, repeatable results."""
     from pytest_cryobench.data import layout
     from pytest_cryobench.data.maps import write_map
-    from pytest_cryobench.kernels.fsc import designed_half_maps
+    from pytest_cryobench.data.synthetic_maps import designed_half_maps
 
     root = tmp_path / "cryosparc_benchmark"
     for pattern, _ in layout.EXPECTED:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pytest_cryobench.kernels.array_api import array_namespace as namespace_of
 from pytest_cryobench.measure.backend import (
     Backend,
     BackendPlan,
@@ -18,7 +19,6 @@ from pytest_cryobench.measure.backend import (
     GpuInventory,
     import_cupy,
     make_backend,
-    namespace_of,
     plan_backend,
     query_gpus,
     select_gpus,

@@ -14,7 +14,7 @@ import pytest
 imagecodecs = pytest.importorskip("imagecodecs")
 tifffile = pytest.importorskip("tifffile")
 
-from pytest_cryobench.data import eer  # noqa: E402
+from pytest_cryobench.data import eer, eer_writer  # noqa: E402
 from pytest_cryobench.errors import CryobenchError  # noqa: E402
 
 SUPERRES = (0, 1, 2)
@@ -44,7 +44,7 @@ def decodable(width, height, superres):
 
 
 def assert_roundtrip(x, y, sx, sy, width, height):
-    data = eer.encode_frame(x, y, sx, sy, width, height)
+    data = eer_writer.encode_frame(x, y, sx, sy, width, height)
     assert len(data) % 8 == 0 and data[-2:] == b"\0\0"
     for s in SUPERRES:
         shape = (height * 2**s, width * 2**s)
@@ -70,7 +70,7 @@ def test_spec_test_vector_decodes_as_documented():
 
 @pytest.mark.parametrize("sx, sy", [(0, 0), (0, 3), (3, 0), (1, 2), (2, 1), (3, 3)])
 def test_subpixel_symbol_bits_and_mapping(sx, sy):
-    data = eer.encode_frame([5], [2], [sx], [sy], 8, 4)
+    data = eer_writer.encode_frame([5], [2], [sx], [sy], 8, 4)
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
     assert int(bits[:7] @ (1 << np.arange(7))) == 2 * 8 + 5  # skip to pixel 21
     symbol = int(bits[7:11] @ (1 << np.arange(4)))
@@ -128,14 +128,14 @@ def test_dense_frames(fraction):
 def test_random_frames_non_square(width, height, mean):
     rng = np.random.default_rng([11, width, height])
     for _ in range(4):
-        assert_roundtrip(*eer.random_frame_events(rng, width, height, mean), width, height)
+        assert_roundtrip(*eer_writer.random_frame_events(rng, width, height, mean), width, height)
 
 
 def test_random_4096_frame():
     width = height = 4096
     rng = np.random.default_rng(4096)
-    x, y, sx, sy = eer.random_frame_events(rng, width, height, 0.02 * width * height)
-    data = eer.encode_frame(x, y, sx, sy, width, height)
+    x, y, sx, sy = eer_writer.random_frame_events(rng, width, height, 0.02 * width * height)
+    data = eer_writer.encode_frame(x, y, sx, sy, width, height)
     for s in SUPERRES:
         got = imagecodecs.eer_decode(data, (height * 2**s, width * 2**s), 7, 2, 2, superres=s)
         want = (y * 2**s + (sy >> (2 - s))) * (width * 2**s) + x * 2**s + (sx >> (2 - s))
@@ -145,9 +145,9 @@ def test_random_4096_frame():
 
 def test_events_in_any_order_encode_the_same():
     rng = np.random.default_rng(3)
-    x, y, sx, sy = eer.random_frame_events(rng, 64, 48, 200)
+    x, y, sx, sy = eer_writer.random_frame_events(rng, 64, 48, 200)
     perm = rng.permutation(x.size)
-    assert eer.encode_frame(x[perm], y[perm], sx[perm], sy[perm], 64, 48) == eer.encode_frame(x, y, sx, sy, 64, 48)
+    assert eer_writer.encode_frame(x[perm], y[perm], sx[perm], sy[perm], 64, 48) == eer_writer.encode_frame(x, y, sx, sy, 64, 48)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -162,12 +162,12 @@ def test_events_in_any_order_encode_the_same():
 ])
 def test_encode_rejects_bad_events(bad, match):
     with pytest.raises(ValueError, match=match):
-        eer.encode_frame(*bad, 64, 48)
+        eer_writer.encode_frame(*bad, 64, 48)
 
 
 def test_random_frame_events_deterministic_unique_and_sorted():
-    a = eer.random_frame_events(np.random.default_rng(5), 64, 48, 500.0)
-    b = eer.random_frame_events(np.random.default_rng(5), 64, 48, 500.0)
+    a = eer_writer.random_frame_events(np.random.default_rng(5), 64, 48, 500.0)
+    b = eer_writer.random_frame_events(np.random.default_rng(5), 64, 48, 500.0)
     for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
     x, y, sx, sy = a
@@ -176,7 +176,7 @@ def test_random_frame_events_deterministic_unique_and_sorted():
     assert 400 < x.size < 600
     assert x.min() >= 0 and x.max() < 64 and y.min() >= 0 and y.max() < 48
     assert set(np.unique(sx)) == {0, 1, 2, 3} and set(np.unique(sy)) == {0, 1, 2, 3}
-    full = eer.random_frame_events(np.random.default_rng(5), 8, 4, 1e6)  # capped at every pixel
+    full = eer_writer.random_frame_events(np.random.default_rng(5), 8, 4, 1e6)  # capped at every pixel
     assert full[0].size == 32
 
 
@@ -185,12 +185,12 @@ def movie(tmp_path_factory):
     """A 23-frame 64 x 48 movie: frames 0 and 22 empty, frame 1 full, the rest random."""
     width, height = 64, 48
     rng = np.random.default_rng(2024)
-    frames = [eer.random_frame_events(rng, width, height, 150.0) for _ in range(23)]
+    frames = [eer_writer.random_frame_events(rng, width, height, 150.0) for _ in range(23)]
     empty = np.array([], dtype=np.int64)
     frames[0] = frames[22] = (empty, empty, empty, empty)
     frames[1] = events_at(np.arange(width * height), width, seed=9)
     path = tmp_path_factory.mktemp("eer") / "movie.eer"
-    counts = eer.write_eer(path, iter(frames), width, height,
+    counts = eer_writer.write_eer(path, iter(frames), width, height,
                            {"sensorPixelSize.width": 1.0e-10, "sensorPixelSize.height": 1.0e-10,
                             "exposureTime": 23 / 248, "numberOfFrames": 23, "detectorMode": ("Counting", None),
                             "note": "a < b & \"c\""})
@@ -294,7 +294,7 @@ def test_file_cut_between_frames_is_caught_by_the_frame_count(movie, tmp_path):
 
 def test_odd_frames_refused_at_superres_1(tmp_path):
     path = tmp_path / "odd.eer"
-    eer.write_eer(path, [events_at([0, 5], 7)], 7, 3)
+    eer_writer.write_eer(path, [events_at([0, 5], 7)], 7, 3)
     for s in (0, 2):
         assert int(eer.decode_fractions(path, 1, superres=s).sum()) == 2
     with pytest.raises(CryobenchError, match="odd.eer: frames of 7 x 3 pixels cannot be decoded at super-resolution 1"):
@@ -302,11 +302,11 @@ def test_odd_frames_refused_at_superres_1(tmp_path):
 
 
 def test_metadata_that_outgrows_its_room_goes_to_the_end(tmp_path, monkeypatch):
-    monkeypatch.setattr(eer.EerWriter, "XML_SLACK", 0)
+    monkeypatch.setattr(eer_writer.EerWriter, "XML_SLACK", 0)
     moved = 0
     for note in ("", "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg"):  # one has no padding
         path = tmp_path / f"n{len(note)}.eer"
-        eer.write_eer(path, (events_at([i], 8, seed=i) for i in range(10)), 8, 4,
+        eer_writer.write_eer(path, (events_at([i], 8, seed=i) for i in range(10)), 8, 4,
                       {"note": note, "exposureTime": 1.0})
         with tifffile.TiffFile(path) as tif:
             moved += tif.pages[0].tags[65001].valueoffset > tif.pages[9].dataoffsets[0]
@@ -342,15 +342,15 @@ def test_undecodable_frame_names_file_and_frame(movie, tmp_path):
 def test_writer_refuses_wrong_frame_count_and_no_frames(tmp_path):
     x, y, sx, sy = events_at([3, 9], 8)
     with pytest.raises(ValueError, match="numberOfFrames=3"):
-        eer.write_eer(tmp_path / "a.eer", [(x, y, sx, sy)], 8, 4, {"numberOfFrames": 3})
+        eer_writer.write_eer(tmp_path / "a.eer", [(x, y, sx, sy)], 8, 4, {"numberOfFrames": 3})
     with pytest.raises(ValueError, match="at least one frame"):
-        eer.write_eer(tmp_path / "b.eer", [], 8, 4)
+        eer_writer.write_eer(tmp_path / "b.eer", [], 8, 4)
 
 
 def test_writer_accepts_encoded_frames(tmp_path):
     x, y, sx, sy = events_at([0, 5, 31], 8, seed=4)
     path = tmp_path / "c.eer"
-    counts = eer.write_eer(path, [eer.encode_frame(x, y, sx, sy, 8, 4), (x, y, sx, sy)], 8, 4)
+    counts = eer_writer.write_eer(path, [eer_writer.encode_frame(x, y, sx, sy, 8, 4), (x, y, sx, sy)], 8, 4)
     assert counts.tolist() == [-1, 3]
     with tifffile.TiffFile(path, superres=2) as tif:
         got = tif.series[0].asarray()

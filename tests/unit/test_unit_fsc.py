@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pytest_cryobench.data.synthetic_maps import designed_half_maps
 from pytest_cryobench.kernels import fsc as F
 from pytest_cryobench.kernels import masks
 
@@ -39,7 +40,7 @@ def noise_bound(n: int, same_amplitudes: bool = False) -> np.ndarray:
 @pytest.fixture(scope="module")
 def designed():
     """n = 96, signal band-limited at shell 40, noise sigma 1: the 0.143 crossing near shell 26."""
-    return F.designed_half_maps(96, 1.5, 40, 1.0, seed=1)
+    return designed_half_maps(96, 1.5, 40, 1.0, seed=1)
 
 
 # -- shells -------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_designed_half_maps_give_the_designed_curve(designed):
 def test_designed_half_maps_band_limit_sets_the_crossing():
     """Little noise: the curve stays high to the hard band limit and crosses right after it."""
     n, band = 64, 24
-    a, b, signal, expected, crossing = F.designed_half_maps(n, 2.0, band, 0.01, seed=3)
+    a, b, signal, expected, crossing = designed_half_maps(n, 2.0, band, 0.01, seed=3)
     assert crossing["shell"] == band
     power = F.to_host(F.shell_power(np.fft.rfftn(signal.astype(np.float64))))
     assert np.all(power[band + 1:] < 1e-10 * power[1])  # zero power beyond the band (fp rounding)
@@ -171,9 +172,9 @@ def test_designed_half_maps_band_limit_sets_the_crossing():
 
 
 def test_designed_half_maps_are_deterministic():
-    one = F.designed_half_maps(48, 1.0, 20, 0.5, seed=9)
-    two = F.designed_half_maps(48, 1.0, 20, 0.5, seed=9)
-    other = F.designed_half_maps(48, 1.0, 20, 0.5, seed=10)
+    one = designed_half_maps(48, 1.0, 20, 0.5, seed=9)
+    two = designed_half_maps(48, 1.0, 20, 0.5, seed=9)
+    other = designed_half_maps(48, 1.0, 20, 0.5, seed=10)
     for x, y in zip(one[:4], two[:4], strict=True):
         np.testing.assert_array_equal(x, y)
     assert one.crossing == two.crossing
@@ -182,7 +183,7 @@ def test_designed_half_maps_are_deterministic():
     outside = masks.soft_sphere(48, 0.3 * 48 + 6, 0.3 * 48 + 6) == 0
     assert np.abs(one.signal[outside]).mean() < 0.1 * np.abs(one.signal).mean()
     with pytest.raises(ValueError):
-        F.designed_half_maps(48, 1.0, 25, 0.5, seed=1)
+        designed_half_maps(48, 1.0, 25, 0.5, seed=1)
 
 
 # -- phase randomisation ------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def test_fsc_result_bundles_curve_and_resolution(designed):
 # -- backends -------------------------------------------------------------------------------------
 
 def test_kernels_return_the_input_backend():
-    a, b, signal, expected, crossing = F.designed_half_maps(32, 2.0, 12, 0.5, seed=2)
+    a, b, signal, expected, crossing = designed_half_maps(32, 2.0, 12, 0.5, seed=2)
     assert all(type(x) is np.ndarray for x in (a, b, signal, expected))
     f = np.fft.rfftn(a)
     assert type(F.fsc(f, np.fft.rfftn(b))) is np.ndarray
@@ -321,7 +322,7 @@ def test_kernels_return_the_input_backend():
 
 def test_fsc_cupy_parity(cupy):
     cp = cupy
-    host = F.designed_half_maps(64, 1.5, 28, 1.0, seed=4)
+    host = designed_half_maps(64, 1.5, 28, 1.0, seed=4)
     a, b = cp.asarray(host.half_a), cp.asarray(host.half_b)
     tight = masks.tight_mask((a + b) / 2, 1.5)
     assert type(tight) is cp.ndarray
@@ -336,6 +337,6 @@ def test_fsc_cupy_parity(cupy):
     ref = F.noise_substituted_fsc(host.half_a, host.half_b, tight.get(), seed=7)
     assert out["randomize_shell"] == ref["randomize_shell"]
     np.testing.assert_allclose(out["fsc_t"], ref["fsc_t"], atol=1e-5)
-    gpu = F.designed_half_maps(64, 1.5, 28, 1.0, seed=4, xp=cp)
+    gpu = designed_half_maps(64, 1.5, 28, 1.0, seed=4, xp=cp)
     assert type(gpu.half_a) is cp.ndarray and gpu.expected.shape == (33,)
     assert abs(gpu.crossing["shell"] - host.crossing["shell"]) <= 1

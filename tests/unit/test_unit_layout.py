@@ -44,9 +44,9 @@ def write_mrc(path: Path) -> None:
 
 
 def write_eer(path: Path) -> None:
-    eer = pytest.importorskip("pytest_cryobench.data.eer")
+    eer = pytest.importorskip("pytest_cryobench.data.eer_writer")
     if not all(hasattr(eer, name) for name in ("encode_frame", "write_eer")):
-        pytest.skip("pytest_cryobench.data.eer has no encode_frame/write_eer yet")
+        pytest.skip("pytest_cryobench.data.eer_writer has no encode_frame/write_eer yet")
     frames = [eer.encode_frame([1, 5], [2, 3], [0, 3], [1, 2], 32, 32),
               eer.encode_frame([7], [30], [2], [2], 32, 32)]
     eer.write_eer(path, frames, 32, 32)

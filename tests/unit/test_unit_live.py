@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pytest_cryobench.data.synthetic_movies import synthetic_shifted_movie
 from pytest_cryobench.errors import CryobenchError
 from pytest_cryobench.requirements import live
 
@@ -53,7 +54,7 @@ def decoded(movie):
 def movie(request, tmp_path_factory):
     fmt = request.param
     path = tmp_path_factory.mktemp("live") / f"movie.{fmt}"
-    return live.synthetic_shifted_movie(path, fmt, WIDTH, HEIGHT, FRAMES, planted(FRAMES, seed=21), seed=21)
+    return synthetic_shifted_movie(path, fmt, WIDTH, HEIGHT, FRAMES, planted(FRAMES, seed=21), seed=21)
 
 
 # -- cameras ------------------------------------------------------------------------------------
@@ -119,12 +120,12 @@ def test_synthetic_movie_holds_the_planted_specimen(movie):
 
 def test_synthetic_movie_is_deterministic(tmp_path):
     shifts = planted(3, seed=1)
-    a = live.synthetic_shifted_movie(tmp_path / "a.tiff", "tiff", 64, 48, 3, shifts, seed=4)
-    b = live.synthetic_shifted_movie(tmp_path / "b.tiff", "tiff", 64, 48, 3, shifts, seed=4)
+    a = synthetic_shifted_movie(tmp_path / "a.tiff", "tiff", 64, 48, 3, shifts, seed=4)
+    b = synthetic_shifted_movie(tmp_path / "b.tiff", "tiff", 64, 48, 3, shifts, seed=4)
     assert a.path.read_bytes() == b.path.read_bytes()
     np.testing.assert_array_equal(a.expected_sum, b.expected_sum)
     with pytest.raises(ValueError, match="shifts"):
-        live.synthetic_shifted_movie(tmp_path / "c.tiff", "tiff", 64, 48, 3, shifts[:2], seed=4)
+        synthetic_shifted_movie(tmp_path / "c.tiff", "tiff", 64, 48, 3, shifts[:2], seed=4)
 
 
 # -- one movie through Live's stages --------------------------------------------------------------
@@ -149,7 +150,7 @@ def test_preprocess_recovers_planted_shifts(movie):
 def test_preprocess_eer_at_super_resolution(tmp_path):
     """Events placed at sub-pixels: decoded at superres 1 (2x finer), the shifts are 2x-grid pixels."""
     shifts = planted(6, seed=31)
-    movie = live.synthetic_shifted_movie(tmp_path / "m.eer", "eer", 128, 128, 6, shifts, seed=31,
+    movie = synthetic_shifted_movie(tmp_path / "m.eer", "eer", 128, 128, 6, shifts, seed=31,
                                          eer_superres=1, eer_frames_per_fraction=16)
     assert movie.shape == (6, 256, 256)
     result = live.preprocess_movie(movie.path, "eer", None, np, threads=2, eer_fractions=6, eer_superres=1)
@@ -160,14 +161,14 @@ def test_preprocess_eer_at_super_resolution(tmp_path):
 def test_gain_reference_undoes_pixel_sensitivities(tmp_path):
     """Sensitivities 1 +- 0.5 per pixel: with the gain reference the shifts still come back, and on a
     still movie the sum's ratio to the truth no longer follows the sensitivities (it does without)."""
-    movie = live.synthetic_shifted_movie(tmp_path / "m.mrc", "mrc", WIDTH, HEIGHT, FRAMES, planted(FRAMES, 41),
+    movie = synthetic_shifted_movie(tmp_path / "m.mrc", "mrc", WIDTH, HEIGHT, FRAMES, planted(FRAMES, 41),
                                          seed=41, gain_spread=0.5)
     with_gain = live.preprocess_movie(movie.path, "mrc", movie.gain, np, threads=1)
     assert np.abs(with_gain.shifts - (movie.shifts - movie.shifts.mean(axis=0))).max() < 0.3
     doubled = live.preprocess_movie(movie.path, "mrc", 2 * movie.gain, np, threads=1)
     np.testing.assert_allclose(doubled.aligned_sum, 2 * with_gain.aligned_sum, rtol=1e-4, atol=1e-3)
 
-    still = live.synthetic_shifted_movie(tmp_path / "s.mrc", "mrc", WIDTH, HEIGHT, FRAMES, np.zeros((FRAMES, 2)),
+    still = synthetic_shifted_movie(tmp_path / "s.mrc", "mrc", WIDTH, HEIGHT, FRAMES, np.zeros((FRAMES, 2)),
                                          seed=42, gain_spread=0.5)
     sensitivity = 1 / still.gain
     corrected = live.preprocess_movie(still.path, "mrc", still.gain, np, threads=1).aligned_sum

@@ -7,6 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from pytest_cryobench.data.synthetic_maps import two_region_half_maps
 from pytest_cryobench.kernels import nu_filter as nf
 from pytest_cryobench.measure.timing import SubTimings
 
@@ -89,7 +90,7 @@ def brute_force_stack(a: np.ndarray, b: np.ndarray, apix: float, candidates: np.
 
 @pytest.fixture(scope="module")
 def two_region():
-    return nf.two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=7)
+    return two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,7 @@ def test_a_global_filter_choice_breaks_the_known_answer(two_region):
 
 
 def test_uniform_map_picks_the_global_fsc_resolution():
-    a, b, truth = nf.two_region_half_maps(N, APIX, 6.0, 6.0, noise_sigma=0.5, seed=3)
+    a, b, truth = two_region_half_maps(N, APIX, 6.0, 6.0, noise_sigma=0.5, seed=3)
     res = nf.matched_cv_filter_estimation(a, b, APIX)
     c = res.candidates
     fsc_res = global_fsc_resolution(a, b, APIX)
@@ -238,7 +239,7 @@ def test_uniform_map_picks_the_global_fsc_resolution():
 def test_running_argmin_equals_brute_force_argmin():
     n, k = 24, 10
     c = nf.candidate_resolutions(n, APIX, k=k)
-    a, b, _ = nf.two_region_half_maps(n, APIX, c[6], c[2], noise_sigma=0.5, seed=11)
+    a, b, _ = two_region_half_maps(n, APIX, c[6], c[2], noise_sigma=0.5, seed=11)
     res = nf.matched_cv_filter_estimation(a, b, APIX, c, 1.0)
     stack, outs = brute_force_stack(a, b, APIX, c, 1.0)
     ref_idx = np.argmin(stack, axis=0)
@@ -264,17 +265,17 @@ def test_deterministic(two_region, two_region_result):
     again = nf.matched_cv_filter_estimation(a, b, APIX)
     for name in ("resolution_map", "index_map", "filtered_map", "cv_error_min"):
         np.testing.assert_array_equal(getattr(again, name), getattr(two_region_result, name))
-    a2, b2, t2 = nf.two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=7)
+    a2, b2, t2 = two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=7)
     np.testing.assert_array_equal(a2, a)
     np.testing.assert_array_equal(b2, b)
-    a3, _, _ = nf.two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=8)
+    a3, _, _ = two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=8)
     assert not np.array_equal(a3, a)
     assert a.dtype == np.float32 and a.shape == (N, N, N)
     assert not np.array_equal(a, b)                           # independent noise per half
 
 
 def test_generator_regions_and_band_limits():
-    a, b, truth = nf.two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.0, seed=1)
+    a, b, truth = two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.0, seed=1)
     np.testing.assert_array_equal(a, b)                        # no noise: identical halves
     assert not np.any(truth["region1_mask"] & truth["region2_mask"])
     assert np.all(truth["region1_mask"] | truth["region2_mask"])
@@ -315,7 +316,7 @@ def test_memory_plan_fits_11GB_and_bounds_the_numpy_peak():
     assert parts["total"] == parts["persistent"] + parts["per_candidate"] + parts["fft_plans"]
 
     n = 64
-    a, b, _ = nf.two_region_half_maps(n, APIX, 6.0, 9.0, noise_sigma=0.5, seed=2)
+    a, b, _ = two_region_half_maps(n, APIX, 6.0, 9.0, noise_sigma=0.5, seed=2)
     peaks = {}
     for k in (4, 24):
         c = nf.candidate_resolutions(n, APIX, k=k)
@@ -357,7 +358,7 @@ def test_rejects_mismatched_or_non_cubic_maps():
 def test_cupy_matches_numpy(two_region, two_region_result, cupy):
     cp = cupy
     a, b, truth = two_region
-    ga, gb, _ = nf.two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=7, xp=cp)
+    ga, gb, _ = two_region_half_maps(N, APIX, R1, R2, noise_sigma=0.5, seed=7, xp=cp)
     np.testing.assert_array_equal(cp.asnumpy(ga), a)
     res = nf.matched_cv_filter_estimation(ga, gb, APIX)
     assert isinstance(res.index_map, cp.ndarray)

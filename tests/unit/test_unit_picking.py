@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pytest_cryobench.data.synthetic_micrographs import asymmetric_templates, planted_micrograph
 from pytest_cryobench.kernels import picking as pk
 from pytest_cryobench.kernels.ctf import ctf_2d
 
@@ -27,7 +28,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def templates():
-    return pk.asymmetric_templates(3, BOX, seed=11)
+    return asymmetric_templates(3, BOX, seed=11)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -37,7 +38,7 @@ def planted(request, templates):
     if case["ctf"] is not None:
         p = case["ctf"]
         ctf = ctf_2d(SHAPE, p["apix"], p["df1_A"], p["df2_A"], p["df_angle_rad"])
-    mic, coords, tidx, angles = pk.planted_micrograph(SHAPE, templates, N_PARTICLES, case["snr_sigma"], seed=5, ctf=ctf)
+    mic, coords, tidx, angles = planted_micrograph(SHAPE, templates, N_PARTICLES, case["snr_sigma"], seed=5, ctf=ctf)
     result = pk.pick(mic, templates, ANGLES, ctf, RADIUS, SEP, THRESHOLD, return_maps=True)
     return dict(mic=mic, coords=coords, template=tidx, angles=angles, result=result, ctf=ctf)
 
@@ -79,7 +80,7 @@ def test_planted_particles_are_found(planted):
 
 
 def test_noiseless_angles_are_within_half_a_step(templates):
-    mic, coords, tidx, angles = pk.planted_micrograph((512, 512), templates, 9, 0.0, seed=6)
+    mic, coords, tidx, angles = planted_micrograph((512, 512), templates, 9, 0.0, seed=6)
     res = pk.pick(mic, templates, ANGLES, None, RADIUS, SEP, THRESHOLD)
     match = pk.match_picks(res["coords"], coords, tol_px=1)  # off-grid true angles move the peak by <= 1 px
     assert match["recall"] == 1.0 and match["precision"] == 1.0
@@ -140,7 +141,7 @@ def test_micrograph_that_is_a_template_scores_one(templates, background):
 @pytest.fixture(scope="module")
 def small_case(templates):
     ctf = ctf_2d((256, 256), 3.0, 25000, 24000, 0.3)
-    mic, coords, _, _ = pk.planted_micrograph((256, 256), templates, 1, 0.15, seed=2, ctf=ctf)
+    mic, coords, _, _ = planted_micrograph((256, 256), templates, 1, 0.15, seed=2, ctf=ctf)
     angles = np.arange(0.0, 360.0, 30.0)
     prepared, mask = pk.prepare_template_boxes(templates, angles, ctf, RADIUS, mic.shape)
     return mic, prepared, mask, len(angles)
@@ -159,16 +160,16 @@ def test_batching_gives_identical_maps(small_case):
 
 
 def test_deterministic(templates):
-    first = pk.planted_micrograph((384, 384), templates, 4, 0.5, seed=8)
-    second = pk.planted_micrograph((384, 384), templates, 4, 0.5, seed=8)
+    first = planted_micrograph((384, 384), templates, 4, 0.5, seed=8)
+    second = planted_micrograph((384, 384), templates, 4, 0.5, seed=8)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
-    other = pk.planted_micrograph((384, 384), templates, 4, 0.5, seed=9)
+    other = planted_micrograph((384, 384), templates, 4, 0.5, seed=9)
     assert not np.array_equal(first[0], other[0])
     picks = [pk.pick(first[0], templates, ANGLES[::3], None, RADIUS, SEP, 0.2) for _ in range(2)]
     for key in picks[0]:
         np.testing.assert_array_equal(picks[0][key], picks[1][key])
-    np.testing.assert_array_equal(pk.asymmetric_templates(2, 32, 4), pk.asymmetric_templates(2, 32, 4))
+    np.testing.assert_array_equal(asymmetric_templates(2, 32, 4), asymmetric_templates(2, 32, 4))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_match_picks():
 
 
 def test_planted_layout(templates):
-    mic, coords, tidx, angles = pk.planted_micrograph(SHAPE, templates, 60, 0.5, seed=3)
+    mic, coords, tidx, angles = planted_micrograph(SHAPE, templates, 60, 0.5, seed=3)
     assert mic.shape == SHAPE and mic.dtype == np.float32
     assert coords.shape == (60, 2) and coords.dtype == np.int64
     d = np.sqrt(((coords[:, None] - coords[None]) ** 2).sum(-1))
@@ -303,12 +304,12 @@ def test_planted_layout(templates):
     assert coords.min() >= 5 * BOX // 8 and coords.max() < SHAPE[0] - 5 * BOX // 8
     assert set(tidx.tolist()) <= {0, 1, 2} and np.all((angles >= 0) & (angles < 360))
     with pytest.raises(ValueError, match="do not fit"):
-        pk.planted_micrograph((256, 256), templates, 5, 0.5, seed=3)
+        planted_micrograph((256, 256), templates, 5, 0.5, seed=3)
 
 
 def test_noise_level_of_planted_micrograph(templates):
-    clean, *_ = pk.planted_micrograph((512, 512), templates, 4, 0.0, seed=1)
-    noisy, *_ = pk.planted_micrograph((512, 512), templates, 4, 0.5, seed=1)
+    clean, *_ = planted_micrograph((512, 512), templates, 4, 0.0, seed=1)
+    noisy, *_ = planted_micrograph((512, 512), templates, 4, 0.5, seed=1)
     assert np.std(noisy - clean) == pytest.approx(0.5 * templates.max(), rel=0.01)
     assert clean.max() == pytest.approx(1.0, abs=0.05)
 
@@ -336,8 +337,8 @@ def test_cupy_matches_numpy(templates, cupy):
     cp = cupy
     shape = (512, 512)
     ctf = ctf_2d(shape, 3.0, 25000, 24000, 0.3)
-    mic, coords, _, _ = pk.planted_micrograph(shape, templates, 8, 0.15, seed=4, ctf=ctf)
-    mic_gpu, _, _, _ = pk.planted_micrograph(shape, cp.asarray(templates), 8, 0.15, seed=4, ctf=cp.asarray(ctf), xp=cp)
+    mic, coords, _, _ = planted_micrograph(shape, templates, 8, 0.15, seed=4, ctf=ctf)
+    mic_gpu, _, _, _ = planted_micrograph(shape, cp.asarray(templates), 8, 0.15, seed=4, ctf=cp.asarray(ctf), xp=cp)
     np.testing.assert_allclose(cp.asnumpy(mic_gpu), mic, atol=1e-4)
     cpu = pk.pick(mic, templates, ANGLES, ctf, RADIUS, SEP, THRESHOLD, return_maps=True)
     gpu = pk.pick(cp.asarray(mic), cp.asarray(templates), ANGLES, cp.asarray(ctf), RADIUS, SEP, THRESHOLD,
