@@ -109,8 +109,9 @@ def main() -> int:
         single = run_case(dataset, None, "disk_single_linear10_max_C1", profile, xp, sync, args.repeats, slow_read)
         multi = run_case(dataset, None, "disk_multi_linear10_max_C1", profile, xp, sync, args.repeats, slow_read)
         read_s = single["spans"].get("read_particles", 0.0)
-        overlap = {"slow_read_mbps": args.slow_read_mbps, "single_s": single["median_s"], "multi_s": multi["median_s"],
-                   "read_s": read_s, "compute_s": single["median_s"] - read_s, "multi_overlap_s": multi["overlap_s"]}
+        overlap = {"slow_read_mb_per_s": args.slow_read_mbps, "single_s": single["median_s"],
+                   "multi_s": multi["median_s"], "read_s": read_s, "compute_s": single["median_s"] - read_s,
+                   "multi_overlap_s": multi["overlap_s"]}
         print(f"slow storage ({args.slow_read_mbps:g} MB/s): single {single['median_s']:.3f} s "
               f"(read {read_s:.3f} s + rest {single['median_s'] - read_s:.3f} s), multi {multi['median_s']:.3f} s, "
               f"read/compute overlap in multi {multi['overlap_s']:.3f} s")
