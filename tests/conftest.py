@@ -16,7 +16,7 @@ import pytest_cryobench.kernels.fsc  # noqa: F401
 import pytest_cryobench.kernels.masks  # noqa: F401
 import pytest_cryobench.kernels.nu_filter  # noqa: F401
 import pytest_cryobench.kernels.picking  # noqa: F401
-import pytest_cryobench.plugin.runner  # noqa: F401
+import pytest_cryobench.plugin.configure  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
+
 from pytest_cryobench.errors import CryobenchWarning  # also importable from here, where it used to live
 from pytest_cryobench.measure import pagecache
 from pytest_cryobench.measure.timing import SubTimings, round_stats
@@ -152,3 +154,7 @@ class Case:
     @property
     def failed_checks(self) -> list[str]:
         return list(self._failed_checks)
+
+
+CASE_KEY = pytest.StashKey[Case]()
+"""Where a test's :class:`Case` is kept in ``item.stash``."""

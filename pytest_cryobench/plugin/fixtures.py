@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from pytest_cryobench.data import particles
+from pytest_cryobench.measure.backend import make_backend
 from pytest_cryobench.measure.fsutil import ensure_writable_dir, require_free_space
 from pytest_cryobench.measure.progress import progress
-from pytest_cryobench.plugin.case import Case
+from pytest_cryobench.plugin.case import CASE_KEY, Case
 from pytest_cryobench.plugin.naming import case_identity
-from pytest_cryobench.plugin.session import DATA_SEED, RunState
-from pytest_cryobench.plugin.stash import CASE_KEY, RUN_KEY
+from pytest_cryobench.plugin.session import DATA_SEED, RUN_KEY, RunState
 from pytest_cryobench.profiles import get_profile
 from pytest_cryobench.record.model import CaseRecord
 
@@ -101,8 +101,6 @@ def cache_work_dir(cryobench_run: RunState) -> Path:
 @pytest.fixture
 def cryobench_backend(cryobench_run: RunState, cryobench_device: str):
     """The array backend of this case's device; skips with the reason where no GPU is usable."""
-    from pytest_cryobench.plugin.runner import backend_for
-
     backend = backend_for(cryobench_run, cryobench_device)
     with backend.use():
         yield backend
@@ -266,3 +264,14 @@ def engine_preloaded(engine_dataset):
     from pytest_cryobench.data.engine_source import ParticleReader
 
     return ParticleReader(engine_dataset).preload()
+
+
+def backend_for(state: RunState, device_label: str):
+    """The backend of one case, or ``pytest.skip`` with the reason no GPU can be used."""
+    if device_label == "cpu":
+        return make_backend("numpy", None)
+    plan = state.backend_plan
+    if plan.backend is None:
+        pytest.skip(plan.skip_reason)
+    device = next(d for d in plan.devices if f"gpu{d.index}" == device_label)
+    return make_backend("cupy", device)

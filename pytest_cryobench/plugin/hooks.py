@@ -1,4 +1,4 @@
-"""pytest hooks of pytest-cryobench. Thin: each hook hands over to :mod:`pytest_cryobench.plugin.runner`.
+"""pytest hooks of pytest-cryobench. Thin: each hook hands over to one module of :mod:`pytest_cryobench.plugin`.
 
 Without ``--cryobench`` (or ``CRYOBENCH=1``, or ini ``cryobench = true``) every hook returns at
 once and nothing beyond :mod:`pytest_cryobench.plugin.options` (standard library only) is imported.
@@ -39,32 +39,32 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[ENABLED] = enabled
     if enabled:
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import configure
 
-        runner.configure(config)
+        configure.configure(config)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if _enabled(parent.config):
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import collection
 
-        return runner.collect_file(file_path, parent)
+        return collection.collect_file(file_path, parent)
     return None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if _enabled(metafunc.config):
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import collection
 
-        runner.parametrize_devices(metafunc)
-        runner.parametrize_gpus(metafunc)
+        collection.parametrize_devices(metafunc)
+        collection.parametrize_gpus(metafunc)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _enabled(config):
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import collection
 
-        runner.deselect_unasked_requirements(config, items)
+        collection.deselect_unasked_requirements(config, items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -85,23 +85,23 @@ def pytest_runtest_call(item: pytest.Item):
     if not _enabled(item.config):
         return (yield)
     from pytest_cryobench.errors import CryobenchError
-    from pytest_cryobench.plugin import runner
+    from pytest_cryobench.plugin import outcome
 
     try:
         result = yield
     except CryobenchError as exc:
         message = str(exc)
-        runner.finish_case(item, "failed", message)
+        outcome.finish_case(item, "failed", message)
         result = None
     except MemoryError as exc:  # NumPy: MemoryError; CuPy's OutOfMemoryError derives from it
-        message = runner.out_of_memory_message(item, exc)
-        runner.finish_case(item, "failed", message)
+        message = outcome.out_of_memory_message(item, exc)
+        outcome.finish_case(item, "failed", message)
         result = None
     else:
         message = None
     if message is not None:
         pytest.fail(message, pytrace=False)  # outside the except block: no exception chain shown
-    failure = runner.finish_case(item, "passed")
+    failure = outcome.finish_case(item, "passed")
     if failure:
         pytest.fail(failure, pytrace=False)
     return result
@@ -111,21 +111,21 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if _enabled(item.config) and report.when in ("setup", "call"):
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import outcome
 
-        runner.update_outcome(item, report)
+        outcome.update_outcome(item, report)
     return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _enabled(session.config):
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import writing
 
-        runner.finish_run(session, exitstatus)
+        writing.finish_run(session, exitstatus)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if _enabled(config):
-        from pytest_cryobench.plugin import runner
+        from pytest_cryobench.plugin import summary
 
-        runner.terminal_summary(terminalreporter, config)
+        summary.terminal_summary(terminalreporter, config)

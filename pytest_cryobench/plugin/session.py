@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_cryobench import __version__
 from pytest_cryobench.measure.backend import BackendPlan, GpuInventory, plan_backend, query_gpus
 from pytest_cryobench.plugin.settings import Settings
@@ -152,3 +154,7 @@ def build_test_info(state: RunState, instance_information: dict[str, Any]) -> di
         "gpu_name": gpu.name if gpu else None,
         "gpu_bus_id": gpu.bus_id if gpu else None,
     }
+
+
+RUN_KEY = pytest.StashKey[RunState]()
+"""Where the run's :class:`RunState` is kept in ``config.stash``."""

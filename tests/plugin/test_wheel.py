@@ -47,7 +47,7 @@ def wheel_python(tmp_path_factory) -> Path:
 
 
 def test_wheel_ships_suites_schemas_and_references(wheel_python, tmp_path):
-    code = ("import pytest_cryobench, pytest_cryobench.plugin.runner as r, pytest_cryobench.locations as l; "
+    code = ("import pytest_cryobench, pytest_cryobench.plugin.configure as r, pytest_cryobench.locations as l; "
             "print(pytest_cryobench.__file__); print(r.suites_dir()); print(l.bundled_dir('references'))")
     out = subprocess.run([str(wheel_python), "-c", code], cwd=tmp_path, check=True, capture_output=True,
                          text=True).stdout.split()

@@ -1,0 +1,71 @@
+"""Collection once ``--cryobench`` is on: the bundled suites, one case per selected device, and the
+requirements suite only when asked for (design: data flow, step 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_cryobench.measure.backend import select_gpus
+from pytest_cryobench.plugin.configure import suites_dir
+from pytest_cryobench.plugin.session import RUN_KEY, RunState
+
+
+def collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Collect ``bench_*.py`` of the bundled suites (pytest's own patterns would skip them)."""
+    if file_path.suffix != ".py" or not file_path.name.startswith("bench_"):
+        return None
+    if parent.session.isinitpath(file_path):
+        return None  # named on the command line: pytest's python plugin collects it
+    try:
+        file_path.relative_to(suites_dir())
+    except ValueError:
+        return None
+    return pytest.Module.from_parent(parent, path=file_path)
+
+
+def parametrize_devices(metafunc: pytest.Metafunc) -> None:
+    """Run cases that use ``cryobench_device`` once per selected GPU, or once on the CPU."""
+    if "cryobench_device" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[RUN_KEY]
+    s = state.settings
+    if s.backend == "numpy":
+        metafunc.parametrize("cryobench_device", ["cpu"], scope="function")
+        return
+    metafunc.parametrize("cryobench_device", _gpu_labels(state), scope="function")
+
+
+def _gpu_labels(state: RunState) -> list[str]:
+    """``gpu0``, ``gpu1``, ... of the selected GPUs NVML lists; ``gpu`` alone when there is none
+    (its cases then say why they could not run)."""
+    try:
+        gpus = select_gpus(state.inventory, state.settings.gpus)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return [f"gpu{g.index}" for g in gpus] or ["gpu"]
+
+
+def parametrize_gpus(metafunc: pytest.Metafunc) -> None:
+    """Run requirement cases that use ``cryobench_gpu`` once per selected GPU that NVML lists,
+    whatever the array backend (``gpu`` alone when there is none: the case says why)."""
+    if "cryobench_gpu" not in metafunc.fixturenames:
+        return
+    metafunc.parametrize("cryobench_gpu", _gpu_labels(metafunc.config.stash[RUN_KEY]), scope="function")
+
+
+def deselect_unasked_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The requirements suite answers another question than the benchmark: it runs only when asked
+    for by marker (``-m requirements``, as ``cryobench requirements`` does)."""
+    if "requirements" in (config.option.markexpr or ""):
+        return
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}  # a module given by path asks for it
+    keep, drop = [], []
+    for item in items:
+        asked = Path(item.path).resolve() in named
+        (drop if item.get_closest_marker("requirements") is not None and not asked else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        config.stash[RUN_KEY].requirements_not_asked = len(drop)
