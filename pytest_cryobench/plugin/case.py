@@ -4,8 +4,9 @@ A suite's test function receives a :class:`Case` (fixture ``cryobench_case``), r
 region through :meth:`Case.measure` (pytest-benchmark's ``pedantic`` underneath), which keeps
 every round's samples, then declares its headline (:meth:`Case.headline`), the amounts its rates
 are made of (:meth:`Case.amounts`) and the rates (:meth:`Case.rates`), and adds known-answer
-checks. Figures are derived from these by :mod:`pytest_cryobench.record.derive`. The plugin turns the record into verdicts after the call and
-fails the case on a failed check or a ``slower`` verdict.
+checks. Figures are derived from these by :mod:`pytest_cryobench.record.derive`. The plugin
+turns the record into verdicts after the call and fails the case on a failed check or a
+``slower`` verdict.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ data, or not measured there) and ``could not run``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_cryobench.measure.timing import TAGS

@@ -10,8 +10,9 @@ CryoSPARC's Benchmark job writes one JSON document per test group, shaped like::
 
 :func:`convert` turns such documents into this project's reference format (schema
 ``reference-2``; CryoSPARC keeps medians only, so each case holds them as its ``summary``, with
-no samples, as a case read from schema 1 does). Tests that measure the same thing under the same name here are mapped to their
-counterparts; the rest are kept, with their timings, and marked not comparable. CryoSPARC ran on
+no samples, as a case read from schema 1 does). Tests that measure the same thing under the same
+name here are mapped to their counterparts; the rest are kept, with their timings, and marked not
+comparable. CryoSPARC ran on
 its own data set and on a GPU, so the reference has profile ``full`` (the data set's shapes),
 data ``cryosparc`` and backend ``cupy``: only a run with ``--cryobench-data`` pointing at the
 real data set, ``--cryobench-profile full`` and a GPU is compared with it; anything else is

@@ -129,8 +129,8 @@ class CaseRecord:
 def group_document(group: str, records: Iterable[CaseRecord], test_info: dict[str, Any],
                    run_id: str) -> dict[str, Any]:
     """The schema-2 JSON document of one group: one object per case under ``tests``, and the
-    CryoSPARC-shaped view (``type``, ``timings`` of median seconds per sub-timing, ``test_info``),
-    derived here and never read back."""
+    CryoSPARC-shaped view (``type``, ``timings`` of median seconds per sub-timing of the cases that
+    were timed, ``test_info``), derived here and never read back."""
     records = list(records)
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -139,7 +139,7 @@ def group_document(group: str, records: Iterable[CaseRecord], test_info: dict[st
         "run_id": run_id,
         "test_info": test_info,
         "tests": {rec.test: rec.to_json() for rec in records},
-        "timings": {rec.test: derive.timings(rec) for rec in records},
+        "timings": {rec.test: medians for rec in records if (medians := derive.timings(rec))},
     }
 
 

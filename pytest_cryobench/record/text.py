@@ -131,7 +131,8 @@ def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
     for rec in records:
         req = rec.info.get("requirement")
         if req is None:
-            verdict = Verdict.COULD_NOT_RUN.value if rec.outcome == "skipped" else OUTCOME_LABEL.get(rec.outcome, rec.outcome)
+            verdict = (Verdict.COULD_NOT_RUN.value if rec.outcome == "skipped"
+                       else OUTCOME_LABEL.get(rec.outcome, rec.outcome))
             rows.append([rec.test, "-", "-", "-", verdict])
             continue
         unit = req["unit"]

@@ -50,8 +50,7 @@ def test_cryosparc_view_is_derived_medians(fs_doc):
     CryoSPARC's files have them."""
     assert fs_doc["timings"] == {
         "particle_random_read": {"read_particles": 0.5, "total": 0.51},
-        "particle_cache": {"copy_particles": 1.25, "total": 1.3},
-        "particle_sequential_read": {}}
+        "particle_cache": {"copy_particles": 1.25, "total": 1.3}}  # a case that did not run has none
 
 
 def test_group_document_copies_the_record_dicts(records_fs, test_info, run_id):
