@@ -22,6 +22,8 @@ RATE_RENAMES = (
     (re.compile(r"^particle_(sequential|random)_read_rate_mb$"), "mb_per_s"),
     (re.compile(r"^voxels_per_s$"), "voxel_candidates_per_s"),
     (re.compile(r"^correlations_per_s$"), "template_angles_per_s"),
+    (re.compile(r"^memory_bandwidth$"), "gb_per_s"),  # requirement values measured in a unit per second
+    (re.compile(r"^(project_storage_read|ssd_random_read_rate)$"), "mb_per_s"),
 )
 
 

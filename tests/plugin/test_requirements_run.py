@@ -60,7 +60,7 @@ def test_no_gpu_cpu_requirements_still_checked(pytester, smoke_args, bench_dirs,
         assert status[name]["reason"].startswith("no GPU: NVML is not usable (no driver)"), name
     assert "give --cryobench-live-camera" in status["live_throughput"]["reason"]
     assert status["non_root"]["info"]["requirement"]["tier"] == "pass"
-    assert figures_of(doc, "memory_bandwidth")["memory_bandwidth"].unit == "GB/s"
+    assert figures_of(doc, "memory_bandwidth")["gb_per_s"].unit == "GB/s"
     result.stdout.re_match_lines([r"requirement\s+measured\s+minimum\s+recommended\s+verdict",
                                   r"memory_bandwidth\s+[\d.,]+ GB/s\s+50 GB/s\s+100 GB/s\s+(pass|below)",
                                   r"gpu_memory\[gpu\]\s+-\s+-\s+-\s+could not run"])

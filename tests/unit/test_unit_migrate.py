@@ -115,7 +115,8 @@ def test_migrated_time_spread_is_on_the_figures_scale():
     ("tiff_read_rate", "mb_per_s"), ("eer_decode_rate", "mb_per_s"), ("particle_cache_rate", "mb_per_s"),
     ("particle_random_read_rate", "particles_per_s"), ("particle_sequential_read_rate_mb", "mb_per_s"),
     ("voxels_per_s", "voxel_candidates_per_s"), ("correlations_per_s", "template_angles_per_s"),
-    ("particles_per_s", "particles_per_s"), ("mrc", "mrc"), ("memory_bandwidth", "memory_bandwidth")])
+    ("memory_bandwidth", "gb_per_s"), ("project_storage_read", "mb_per_s"), ("ssd_random_read_rate", "mb_per_s"),
+    ("particles_per_s", "particles_per_s"), ("mrc", "mrc"), ("seconds_per_movie", "seconds_per_movie")])
 def test_renamed_rates(old, new):
     assert new_metric_name(old) == new
 
