@@ -56,6 +56,14 @@ def load_results(out: Path, group: str = "fs") -> dict:
     return json.loads(files[0].read_text())
 
 
+def figures_of(doc: dict, test: str) -> dict:
+    """The derived figures (headline, rates, measured values) of one case of a result document."""
+    from pytest_cryobench.record import derive
+    from pytest_cryobench.record.model import CaseRecord
+
+    return derive.figures(CaseRecord.from_json(doc["type"], test, doc["tests"][test]))
+
+
 def leftover_files(*dirs: Path) -> list[Path]:
     """Files left anywhere below the given directories."""
     return sorted(p for d in dirs if d.exists() for p in d.rglob("*") if p.is_file())

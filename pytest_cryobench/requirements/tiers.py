@@ -22,8 +22,11 @@ import dataclasses
 import re
 from typing import Any
 
+from pytest_cryobench.record.verdicts import Verdict
+
+# The tiers are members of the one verdict enum, so compare, text and the report read them alike.
 PASS, BELOW_RECOMMENDED, BELOW_MINIMUM, COULD_NOT_RUN = (
-    "pass", "below recommended", "below minimum", "could not run")
+    Verdict.PASS, Verdict.BELOW_RECOMMENDED, Verdict.BELOW_MINIMUM, Verdict.COULD_NOT_RUN)
 GB = 1e9
 
 
