@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import load_results
+from tests.helpers import load_results
 
 
 def test_nu_filter_estimation_finds_both_band_limits(pytester, smoke_args, bench_dirs):

@@ -12,7 +12,7 @@ import tifffile
 
 from pytest_cryobench.data import layout, movies
 from pytest_cryobench.profiles import PROFILES, MovieSize
-from tests.conftest import load_results
+from tests.helpers import load_results
 
 TINY = dataclasses.replace(PROFILES["smoke"], tiff=MovieSize(3, 64, 48, 4), mrc=MovieSize(3, 32, 32, 4),
                            eer=MovieSize(3, 64, 64, 12, fractions=3))

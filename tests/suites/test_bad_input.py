@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import leftover_files, load_results
+from tests.helpers import leftover_files, load_results
 
 
 @pytest.mark.parametrize("how, message", [

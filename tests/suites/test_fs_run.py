@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pytest_cryobench.record.references import load_result
-from tests.conftest import figures_of, leftover_files, load_results
+from tests.helpers import figures_of, leftover_files, load_results
 
 FS_TESTS = ["particle_cache", "particle_sequential_read", "particle_random_read"]
 

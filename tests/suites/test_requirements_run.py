@@ -9,7 +9,7 @@ import pytest
 
 from pytest_cryobench.measure.backend import GpuInfo, GpuInventory
 from pytest_cryobench.requirements import probes
-from tests.conftest import figures_of, load_results
+from tests.helpers import figures_of, load_results
 
 CPU_CASES = ("platform", "kernel", "non_root", "open_files", "dev_shm", "memory_bandwidth",
              "project_storage_read", "ssd_cache")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_cryobench.engine.passes import ENGINE_CASES
-from tests.conftest import figures_of, load_results
+from tests.helpers import figures_of, load_results
 
 ONE_CASE = ["-k", "engine and memory_single_linear10_max_C1"]
 

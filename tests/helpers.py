@@ -1,14 +1,38 @@
-"""Fixtures shared by the unit tests: hand-built records and result documents."""
+"""Helpers shared by the plugin's tests: reading result files, and hand-built records and runs.
+
+Fixtures live in ``conftest.py`` files; plain functions live here and are imported by name.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from pytest_cryobench.record.model import CaseRecord, group_document, write_group
+
+
+def load_results(out: Path, group: str = "fs") -> dict:
+    """The single result JSON of ``group`` in an output dir."""
+    files = sorted(out.glob(f"*_{group}_benchmark_data.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def figures_of(doc: dict, test: str) -> dict:
+    """The derived figures (headline, rates, measured values) of one case of a result document."""
+    from pytest_cryobench.record import derive
+    from pytest_cryobench.record.model import CaseRecord
+
+    return derive.figures(CaseRecord.from_json(doc["type"], test, doc["tests"][test]))
+
+
+def leftover_files(*dirs: Path) -> list[Path]:
+    """Files left anywhere below the given directories."""
+    return sorted(p for d in dirs if d.exists() for p in d.rglob("*") if p.is_file())
+
 
 RUN_ID = "cb20240102-030405"
 
@@ -94,44 +118,6 @@ def gpu_records() -> list[CaseRecord]:
         headline={"name": "fsc_time", "per": None}, checks={"passed": True})]
 
 
-@pytest.fixture
-def test_info() -> dict[str, Any]:
-    return make_test_info()
-
-
-@pytest.fixture
-def fs_doc(test_info) -> dict[str, Any]:
-    return group_document("fs", fs_records(), test_info, RUN_ID)
-
-
-@pytest.fixture
-def gpu_doc(test_info) -> dict[str, Any]:
-    return group_document("gpu", gpu_records(), test_info, RUN_ID)
-
-
-@pytest.fixture
-def records_fs() -> list[CaseRecord]:
-    return fs_records()
-
-
-@pytest.fixture
-def records_gpu() -> list[CaseRecord]:
-    return gpu_records()
-
-
-@pytest.fixture
-def info_factory():
-    """``make_test_info(**overrides)``."""
-    return make_test_info
-
-
-@pytest.fixture
-def run_id() -> str:
-    return RUN_ID
-
-
-# Runs written to disk, for the compare and report tools.
-
 def _record(group, test, seconds, subs, *, outcome="passed", reason=None, checks=True, tolerance=None,
             rate=None):
     """A case record of three rounds whose headline (median) is ``seconds``, with an IQR of 1% of
@@ -179,18 +165,3 @@ def write_run(_info, directory: Path, run_id: str, factors: dict[str, float] | N
                                    rate=100.0 if group == "fs" else None))
         path = write_group(directory, group_document(group, records, info, run_id))[0]
     return path
-
-
-@pytest.fixture
-def runs(tmp_path, info_factory):
-    """Result files of three runs (gpu group paths): before, after (fsc slower, picking faster, engine could not run, cache checks failed) and a
-    run of another profile."""
-    before = write_run(info_factory, tmp_path, "cb20251101-080000")
-    after = write_run(info_factory, tmp_path, "cb20251102-080000",
-                      {"fsc_loose[cpu]": 1.6, "picking[cpu]": 0.5, "particle_cache": 1.1,
-                       "particle_random_read": 1.05},
-                      skipped=("memory_single_linear10_max_C1[cpu]",), bad_checks=("particle_cache",),
-                      created_at=1_763_786_400.0)
-    smoke = write_run(info_factory, tmp_path, "cb20251103-080000", {"picking[cpu]": 0.01}, profile="smoke",
-                      created_at=1_763_872_800.0)
-    return before, after, smoke

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import figures_of, load_results
+from tests.helpers import figures_of, load_results
 
 
 def test_movie_reads_and_tiff_decompression(pytester, smoke_args, bench_dirs):
