@@ -1,4 +1,4 @@
-"""CPU benchmark: movie decompression from RAM (SPEC 5.2).
+"""CPU benchmark: movie decompression from RAM.
 
 The 3 movies of a format are copied to ``/dev/shm`` (untimed, as CryoSPARC does with
 ``CRYOSPARC_TIFF_IO_SHM``), then each round decodes all of them with every usable core:

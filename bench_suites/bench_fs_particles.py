@@ -1,4 +1,4 @@
-"""Filesystem benchmark: particle cache copy, sequential and random reads (SPEC 5.1).
+"""Filesystem benchmark: particle cache copy, sequential and random reads.
 
 The randn particle stack is written to the project dir once per run (untimed), copied to the
 cache dir (``particle_cache``), and read back cold, one particle per read, in file order
@@ -13,10 +13,8 @@ import pytest
 from pytest_cryobench.data import particles
 from pytest_cryobench.measure.fsutil import require_free_space
 
-pytestmark = pytest.mark.fs
-
 # Disk figures are noisier than compute figures: references allow a 1.5x slowdown.
-IO_TOLERANCE = 1.5
+pytestmark = [pytest.mark.fs, pytest.mark.cryobench_tolerance(1.5)]
 RANDOM_ORDER_SEED = 7
 
 
@@ -24,7 +22,6 @@ def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
                         particle_stack, cache_work_dir):
     """Copy the stack from the project dir to the cache dir, source evicted before each round."""
     case = cryobench_case
-    case.tolerance = IO_TOLERANCE
     destination = cache_work_dir / "cache-copy"
     require_free_space(cache_work_dir, particle_stack.total_bytes, "cache dir")
     copies = []
@@ -51,7 +48,6 @@ def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
 
 
 def _read_case(case, benchmark, stack, order: str, rounds: int) -> None:
-    case.tolerance = IO_TOLERANCE
     reader = particles.ParticleReader(stack, particles.make_read_plan(stack, order, RANDOM_ORDER_SEED))
     bytes_read = []
 

@@ -1,4 +1,4 @@
-"""GPU benchmark: the alignment and reconstruction engine, CryoSPARC's 14 cases (SPEC 5.3).
+"""GPU benchmark: the alignment and reconstruction engine, CryoSPARC's 14 cases.
 
 Each round is one pass over the particle set (see :mod:`pytest_cryobench.engine.passes`): project
 the reference at every rotation of the grid, then per batch read (``disk``: from the stacks in

@@ -1,4 +1,4 @@
-"""GPU benchmark: Fourier shell correlation with four masks (SPEC 5.3).
+"""GPU benchmark: Fourier shell correlation with four masks.
 
 Per round: upload both half maps (``put_mapr_on_gpu``, PCIe), build the mask (``mask``; the
 loose and tight masks threshold the average map and take a Euclidean distance transform),

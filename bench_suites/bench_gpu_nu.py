@@ -1,4 +1,4 @@
-"""GPU benchmark: Non-Uniform Refinement's core, ``matched_cv_filter_estimation`` (SPEC 5.3).
+"""GPU benchmark: Non-Uniform Refinement's core, ``matched_cv_filter_estimation``.
 
 Per round: upload both half maps (``put_maps_on_gpu``, PCIe), estimate the local filter by
 matched cross-validation over the candidate low-pass filters (many 3-D FFTs; spans ``fft``,

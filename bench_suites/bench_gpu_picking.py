@@ -1,4 +1,4 @@
-"""GPU benchmark: template picking (SPEC 5.3).
+"""GPU benchmark: template picking.
 
 Per round and micrograph: upload the micrograph (``put_micrograph_on_gpu``, PCIe), then pick:
 CTF-filtered templates at every in-plane angle (10 degree steps), FFT normalised

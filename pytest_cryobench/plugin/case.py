@@ -51,7 +51,6 @@ class Case:
         if backend is not None:
             record.info["device"] = backend.label
             record.info["backend"] = backend.name
-        self.tolerance: float | None = None
         self.benchmark: Any = None
         self._failed_checks: list[str] = []
 

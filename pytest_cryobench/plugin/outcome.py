@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_cryobench.plugin.case import CASE_KEY
+from pytest_cryobench.plugin.collection import case_tolerance
 from pytest_cryobench.plugin.session import RUN_KEY
 from pytest_cryobench.record.model import CaseRecord
 from pytest_cryobench.record.verdicts import Verdict, judge, resolve_tolerance
@@ -32,11 +33,10 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
         group, test = case_identity(item)
         record = CaseRecord(group=group, test=test, nodeid=item.nodeid)
         failed_checks: list[str] = []
-        tolerance_default = None
     else:
         record = case.record
         failed_checks = case.failed_checks
-        tolerance_default = case.tolerance
+    tolerance_default = case_tolerance(item)
     set_outcome(record, outcome, reason)
     if tolerance_default is not None:
         record.info["tolerance"] = tolerance_default

@@ -140,7 +140,7 @@ def _test_order(columns: Sequence[Comparison], reference: int) -> list[tuple[str
 def _requirement_cell(entry: CaseRecord | None, column: Comparison) -> Cell:
     """A requirement is judged on its own tiers, not against the reference: the cell shows the
     measured value and the tier it reached."""
-    from pytest_cryobench.requirements.tiers import format_value
+    from pytest_cryobench.record.text import format_value
 
     if entry is None:
         return Cell(mark=Verdict.ABSENT, detail=f"{column.name} has no such requirement")

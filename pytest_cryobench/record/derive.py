@@ -23,11 +23,13 @@ second, ``template_angles_per_s`` template-angles per second.
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from scipy.stats import binom
+
+from pytest_cryobench.measure.spread import order_statistic_rank
 from pytest_cryobench.measure.timing import round_stats
 
 if TYPE_CHECKING:
@@ -58,14 +60,8 @@ def median_ci(values: Sequence[float], level: float = CI_LEVEL) -> tuple[float, 
     """
     xs = sorted(float(v) for v in values)
     n = len(xs)
-
-    def coverage(k: int) -> float:
-        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0 ** n
-
-    k = 1
-    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= level:
-        k += 1
-    return xs[k - 1], xs[n - k], coverage(k)
+    k = max(1, order_statistic_rank(n, level))  # the same order-statistic rule as the verdicts'
+    return xs[k - 1], xs[n - k], 1.0 - 2.0 * float(binom.cdf(k - 1, n, 0.5))
 
 
 def sample_stats(values: Sequence[float]) -> dict[str, float | int]:

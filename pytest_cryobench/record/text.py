@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
@@ -125,8 +126,6 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
 
 def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
     """Rows of the requirements table: requirement, measured, minimum, recommended, verdict."""
-    from pytest_cryobench.requirements.tiers import format_value
-
     rows = [["requirement", "measured", "minimum", "recommended", "verdict"]]
     for rec in records:
         req = rec.info.get("requirement")
@@ -155,3 +154,19 @@ def render_requirements(records: Sequence[CaseRecord]) -> list[str]:
             not_run.setdefault(f"{label}: {rec.reason}", []).append(rec.test)
     notes += [f"{', '.join(tests)}: {reason}" for reason, tests in not_run.items()]
     return lines + ([""] + notes if notes else [])
+
+
+def format_value(value: Any, unit: str = "") -> str:
+    """A value for people: versions dotted (tuples, or the lists they become in JSON), booleans
+    yes/no, numbers to three significant digits, ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (tuple, list)):
+        return ".".join(str(part) for part in value)
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip() if unit and unit not in ("yes/no", "version") else text

@@ -1,4 +1,4 @@
-"""Bad input gets one clear message naming the file or option, and nothing is lost (SPEC 8)."""
+"""Bad input gets one clear message naming the file or option, and nothing is lost (``docs/design.md``, faults)."""
 
 from __future__ import annotations
 
