@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
-from pytest_cryobench.record.verdicts import Verdict
+from pytest_cryobench.record.verdicts import Verdict, ratio_text
 
 OUTCOME_LABEL = {"failed": "FAILED", "error": "ERROR", "skipped": "could not run"}
 
@@ -43,13 +43,15 @@ def primary_metric(record: CaseRecord) -> derive.Figure | None:
 
 
 def verdict_cell(verdict: dict | None) -> str:
+    """A verdict with its ratio and interval: ``SLOWER 1.53x [1.02, 2.31]``, ``pass 1.02x [0.97,
+    1.08]``, ``can't tell 1.20x [0.85, 1.71]``; the bare verdict where there is no ratio."""
     if not verdict:
         return "-"
     kind = Verdict(verdict["verdict"])
-    ratio = verdict.get("slowdown")
-    if kind in (Verdict.PASS, Verdict.SLOWER, Verdict.FASTER) and ratio is not None:
-        label = "SLOWER" if kind == Verdict.SLOWER else kind.value
-        return f"{label} {ratio:.2f}x"
+    ratio = ratio_text(verdict)
+    if kind in (Verdict.PASS, Verdict.SLOWER, Verdict.FASTER, Verdict.INCONCLUSIVE) and ratio:
+        label = {Verdict.SLOWER: "SLOWER", Verdict.INCONCLUSIVE: "can't tell"}.get(kind, kind.value)
+        return f"{label} {ratio}"
     return kind.value
 
 
