@@ -54,8 +54,8 @@ def report_data(table: CompareTable, title: str) -> dict[str, Any]:
         for row in table.rows:
             if row.group != group:
                 continue
-            cells = [{"seconds": cell.seconds, "spread": cell.spread, "pct": cell.pct, "speedup": cell.speedup, "interval": cell.interval,
-                      "text": cell.text, "mark": cell.mark, "label": MARK_LABEL.get(cell.mark, cell.mark),
+            cells = [{"seconds": cell.seconds, "spread": cell.spread, "pct": cell.pct, "speedup": cell.speedup,
+                      "interval": cell.interval, "text": cell.text, "mark": cell.mark, "label": MARK_LABEL.get(cell.mark, cell.mark),
                       "detail": cell.detail}
                      for cell in row.cells]
             if row.timing is None:
