@@ -37,6 +37,24 @@ def suites_dir() -> Path:
     return path
 
 
+# The longest result file name a run id is part of: <run-id>_requirements_benchmark_data.json
+_LONGEST_SUFFIX = len("_requirements_benchmark_data.json") + len("..XXXXXXXX.tmp")  # atomic_write's temporary name
+
+
+def check_run_id_fits(run_id: str, output: Path) -> None:
+    """Refuse, before any case runs, a run id whose result file names the output dir's filesystem
+    cannot hold (what the run would otherwise find out only when writing them at the end)."""
+    try:
+        limit = os.pathconf(output if output.exists() else output.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    longest = len(run_id.encode()) + _LONGEST_SUFFIX
+    if longest > limit:
+        raise CryobenchError(f"--cryobench-run-id is {len(run_id)} characters: its result files' names would be "
+                             f"{longest} bytes, over the {limit} that {output} allows; use at most "
+                             f"{limit - _LONGEST_SUFFIX} characters")
+
+
 def configure(config: pytest.Config) -> None:
     """Resolve options, check what can be checked before any case runs, register fixtures."""
     try:
@@ -47,6 +65,7 @@ def configure(config: pytest.Config) -> None:
     try:
         ensure_writable_dir(settings.output, f"output dir ({settings.sources['output']})")
         run_id = new_run_id(settings.output, settings.run_id)
+        check_run_id_fits(run_id, settings.output)
         if settings.drop_caches == "sysctl":
             pagecache.check_sysctl_permitted()
         if settings.data is not None:

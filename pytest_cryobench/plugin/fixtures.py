@@ -11,6 +11,7 @@ from pytest_cryobench.data import particles
 from pytest_cryobench.measure.backend import make_backend
 from pytest_cryobench.measure.fsutil import ensure_writable_dir, require_free_space
 from pytest_cryobench.measure.progress import progress
+from pytest_cryobench.measure.rounds import PROFILE_ROUNDS
 from pytest_cryobench.plugin.case import CASE_KEY, Case
 from pytest_cryobench.plugin.naming import case_identity
 from pytest_cryobench.plugin.session import DATA_SEED, RUN_KEY, RunState
@@ -37,7 +38,8 @@ def cryobench_case(request: pytest.FixtureRequest, cryobench_run: RunState) -> C
     record = CaseRecord(group=group, test=test, nodeid=request.node.nodeid)
     s = cryobench_run.settings
     backend = request.getfixturevalue("cryobench_backend") if "cryobench_backend" in request.fixturenames else None
-    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds, backend=backend)
+    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds, backend=backend,
+                policy=PROFILE_ROUNDS[s.profile])
     request.node.stash[CASE_KEY] = case
     return case
 

@@ -41,6 +41,7 @@ class Settings:
     rounds: int | None
     keep_data: bool
     no_fail: bool
+    strict: bool
     anonymize: bool
     eer_fractions: int | None
     eer_superres: int
@@ -110,6 +111,7 @@ def build_settings(
         rounds=values["rounds"],
         keep_data=values["keep-data"],
         no_fail=values["no-fail"],
+        strict=values["strict"],
         anonymize=values["anonymize"],
         eer_fractions=values["eer-fractions"],
         eer_superres=int(values["eer-superres"]),

@@ -54,6 +54,52 @@ def validate(doc: Any, schema_file: str, path: Path, what: str) -> None:
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ResultFileError(f"{what} {path} does not match its schema at {where}: {err.message}{more}")
+    problem = impossible_number(doc)
+    if problem:
+        raise ResultFileError(f"{what} {path} holds an impossible number at {problem}: a time or rate must be a "
+                              "finite number above zero; re-measure it (the file was hand-edited or written by a "
+                              "faulty tool)")
+
+
+def impossible_number(doc: Any) -> str | None:
+    """Where a result or reference document holds a time or rate that cannot be (NaN, infinite,
+    zero or negative), as ``path: value``; ``None`` when it holds none.
+
+    Checked: every round's ``total`` (schema 2), every metric's value and the round statistics'
+    median (schema 1); sub-timings may be zero (a span with nothing to do) but not negative or
+    non-finite.
+    """
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("tests"), Mapping):
+        return None
+    cases: list[tuple[str, Any]] = []
+    for key, value in doc["tests"].items():
+        if isinstance(value, Mapping) and ("outcome" in value or "samples" in value or "metrics" in value):
+            cases.append((f"tests/{key}", value))  # a result file: tests/<case>
+        elif isinstance(value, Mapping):
+            cases += [(f"tests/{key}/{test}", case) for test, case in value.items()]  # tests/<group>/<case>
+    for where, case in cases:
+        if not isinstance(case, Mapping):
+            continue
+        for name, values in (case.get("samples") or {}).items():
+            for i, value in enumerate(values if isinstance(values, list) else []):
+                if not _possible(value, zero_ok=name != "total"):
+                    return f"{where}/samples/{name}/{i}: {value!r}"
+        for name, metric in (case.get("metrics") or {}).items():
+            if isinstance(metric, Mapping) and not _possible(metric.get("value")):
+                return f"{where}/metrics/{name}/value: {metric.get('value')!r}"
+        for name, value in (case.get("timings") or {}).items():
+            if not _possible(value, zero_ok=name != "total"):
+                return f"{where}/timings/{name}: {value!r}"
+        median = (case.get("stats") or {}).get("median")
+        if median is not None and not _possible(median):
+            return f"{where}/stats/median: {median!r}"
+    return None
+
+
+def _possible(value: Any, zero_ok: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True  # not a number: the schema speaks for its type
+    return math.isfinite(value) and (value >= 0 if zero_ok else value > 0)
 
 
 def read_json(path: Path, what: str) -> Any:

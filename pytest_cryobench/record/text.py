@@ -123,6 +123,29 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
                 not_comparable[key] = not_comparable.get(key, 0) + 1
     for (name, detail), count in not_comparable.items():
         notes.append(f"vs {name}: {count} case(s) not comparable: {detail}")
+    notes += load_notes(records)
+    return notes
+
+
+def load_notes(records: Sequence[CaseRecord]) -> list[str]:
+    """How noisy the run was: the cases during which other processes took more than
+    ``LOADED_SHARE`` of the CPUs, and the cases whose rounds never reached the wanted precision."""
+    from pytest_cryobench.measure.load import LOADED_SHARE
+
+    loaded = [(f"{r.group}/{r.test}", r.info["other_load"]) for r in records
+              if (r.info.get("other_load") or 0) > LOADED_SHARE]
+    notes = []
+    if loaded:
+        worst = max(share for _, share in loaded)
+        notes.append(f"machine load: other processes used up to {worst:.0%} of the CPUs during {len(loaded)} "
+                     f"case(s) ({', '.join(name for name, _ in loaded)}); their times and verdicts may "
+                     "reflect that: rerun on a quiet machine")
+    imprecise = [f"{r.group}/{r.test} ({r.info['rounds']['precision']:.0%} after {r.info['rounds']['count']})"
+                 for r in records if (r.info.get("rounds") or {}).get("stopped") in ("budget", "max_rounds")
+                 and r.info["rounds"].get("precision") is not None]
+    if imprecise:
+        notes.append("rounds: median known to less than the wanted precision (95% half-width) in "
+                     + ", ".join(imprecise) + "; more rounds (--cryobench-rounds N) or a quieter machine narrow it")
     return notes
 
 
