@@ -11,8 +11,6 @@ import textwrap
 
 import pytest
 
-from tests.helpers import load_results
-
 SUITE = textwrap.dedent("""
     import time
 
