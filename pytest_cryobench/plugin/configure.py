@@ -44,9 +44,10 @@ def configure(config: pytest.Config) -> None:
                                   config.invocation_params.dir)
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
+    claim = None
     try:
         ensure_writable_dir(settings.output, f"output dir ({settings.sources['output']})")
-        run_id = new_run_id(settings.output, settings.run_id)
+        run_id, claim, run_id_warnings = new_run_id(settings.output, settings.run_id)
         if settings.drop_caches == "sysctl":
             pagecache.check_sysctl_permitted()
         if settings.data is not None:
@@ -60,11 +61,16 @@ def configure(config: pytest.Config) -> None:
         if settings.baseline is not None:
             comparisons.append(load_baseline(settings.baseline))
     except (CryobenchError, ValueError) as exc:
+        if claim is not None:
+            claim.release()
         raise pytest.UsageError(str(exc)) from None
     names = [c.name for c in comparisons]
     if len(set(names)) != len(names):
+        if claim is not None:
+            claim.release()
         raise pytest.UsageError(f"--cryobench-reference: the same reference is given twice ({names})")
-    state = RunState(settings=settings, run_id=run_id, command=command_line(), comparisons=comparisons)
+    state = RunState(settings=settings, run_id=run_id, command=command_line(), comparisons=comparisons,
+                     warnings=run_id_warnings, claims=[claim] if claim is not None else [])
     config.stash[RUN_KEY] = state
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
