@@ -377,23 +377,30 @@ def _data_generate(args: argparse.Namespace) -> int:
 
 
 def _data_verify(args: argparse.Namespace) -> int:
-    from pytest_cryobench.data import layout, provision
-    from pytest_cryobench.data.movies import CHECKS
+    from pytest_cryobench.data import provision
+    from pytest_cryobench.data.verify import generated_data_report, generated_profiles, real_data_problems
 
     if args.data:
-        problems = layout.validate(Path(args.data))
+        problems = real_data_problems(Path(args.data))
         for problem in problems:
             print(problem)
         print(f"{args.data}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
-    root = provision.data_root(_data_dir(args), args.profile)
-    readers = {f"movies/{fmt}": check for fmt, check in CHECKS.items()}
-    report = provision.verify(root, readers)
-    for problem in report.problems:
-        print(problem)
-    print(f"{root}: {report.checked} file(s) checked, "
-          f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
-    return 0 if report.ok else 1
+    data_dir = _data_dir(args)
+    profiles = [args.profile] if args.profile else generated_profiles(data_dir)
+    if not profiles:
+        print(f"{data_dir}: no generated data (no synthetic-<profile> dir); run 'cryobench data generate'")
+        return 1
+    bad = 0
+    for profile in profiles:
+        root = provision.data_root(data_dir, profile)
+        report = generated_data_report(root)
+        for problem in report.problems:
+            print(problem)
+        print(f"{root}: {report.checked} file(s) checked, "
+              f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+        bad += not report.ok
+    return 1 if bad else 0
 
 
 def _tolerance_arg(text: str) -> float:
@@ -499,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--only", help="comma-separated kinds to generate (tiff,mrc,eer)")
     gen.set_defaults(func=_data_generate)
     ver = data_sub.add_parser("verify", help="check generated data against its manifest (exit 1 on problems)")
-    ver.add_argument("--profile", choices=("smoke", "standard", "full"), default="standard")
+    ver.add_argument("--profile", choices=("smoke", "standard", "full"),
+                     help="the profile to check (default: every profile generated in the data dir)")
     ver.add_argument("--data-dir", "--dir", dest="data_dir", help="where generated data lives")
     ver.add_argument("--data", help="check a real CryoSPARC data set's layout and files instead")
     ver.set_defaults(func=_data_verify)

@@ -248,15 +248,22 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | None = None) -> VerifyReport:
+def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | Callable[[str], Any] | None = None
+           ) -> VerifyReport:
     """Check every file of a data root against its manifest (size, SHA-256) and readability.
 
     Parameters
     ----------
     root : Path
         A data root.
-    readers : mapping, optional
-        ``{component name: check(path)}`` raising :class:`CryobenchError` when a file cannot be read.
+    readers : mapping or callable, optional
+        ``{component name: check(path)}``, or ``reader(relative path) -> check or None``; a check
+        raises :class:`CryobenchError` when a file cannot be read.
+
+    Raises
+    ------
+    CryobenchError
+        The manifest cannot be read (see :func:`read_manifest`).
     """
     report = VerifyReport()
     manifest = read_manifest(root)
@@ -264,9 +271,18 @@ def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | None = No
         report.problems.append(f"{root}: no generated data (no {MANIFEST_NAME}); run 'cryobench data generate'")
         return report
     for name, entry in manifest["components"].items():
-        for rel, record in entry["files"].items():
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, dict):
+            report.problems.append(f"{root / MANIFEST_NAME}: the entry of {name} is damaged (no file list); "
+                                   "delete the manifest to regenerate the data")
+            continue
+        for rel, record in files.items():
             path = root / rel
             report.checked += 1
+            if not isinstance(record, dict) or not {"size", "sha256"} <= set(record):
+                report.problems.append(f"{root / MANIFEST_NAME}: the record of {rel} is damaged; delete the "
+                                       "manifest to regenerate the data")
+                continue
             if not path.exists():
                 report.problems.append(f"{path}: missing")
                 continue
@@ -276,7 +292,7 @@ def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | None = No
             if sha256_of(path) != record["sha256"]:
                 report.problems.append(f"{path}: checksum differs from the manifest")
                 continue
-            check = (readers or {}).get(name)
+            check = readers(rel) if callable(readers) else (readers or {}).get(name)
             if check is not None:
                 try:
                     check(path)
