@@ -41,7 +41,8 @@ def configure(config: pytest.Config) -> None:
     """Resolve options, check what can be checked before any case runs, register fixtures."""
     try:
         settings = build_settings(config.getoption, config.getini, os.environ,
-                                  config.invocation_params.dir)
+                                  config.invocation_params.dir,
+                                  Path(config.inipath).parent if config.inipath is not None else None)
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
     claim = None
