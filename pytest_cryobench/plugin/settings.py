@@ -10,7 +10,6 @@ from typing import Any
 
 from pytest_cryobench.plugin.options import OPTIONS, OptionError, resolve
 
-
 PATH_OPTIONS = ("data", "data-dir", "project-dir", "cache-dir", "output", "baseline")
 
 
