@@ -83,8 +83,9 @@ def anonymize_document(doc: dict[str, Any]) -> dict[str, Any]:
 
     Host name, user, GPU bus ids and the directories used are replaced by ``"<redacted>"``, also
     where they appear inside other text (failure reasons, notes); the home directory and any
-    other path in free text (relative ones like ``../venv/lib/...`` included) are scrubbed too. Command lines keep their options but lose every path argument. Timings,
-    hardware models and versions stay.
+    other path in free text (relative ones like ``../venv/lib/...`` included) are scrubbed too.
+    Command lines keep their options but lose every path argument. Timings, hardware models and
+    versions stay.
     """
     found: set[str] = set()
     _secrets(doc, found)
