@@ -37,6 +37,15 @@ def suites_dir() -> Path:
     return path
 
 
+def _quiet_pytest_benchmark_table(config: pytest.Config, asked: bool) -> None:
+    """pytest-benchmark's own table repeats ours in other units: shown only when asked for, by
+    ``--cryobench-pytest-benchmark-table`` or any ``--benchmark-*`` option (runs before
+    pytest-benchmark reads its options)."""
+    given = any(str(arg).startswith("--benchmark-") for arg in config.invocation_params.args)
+    if not asked and not given and hasattr(config.option, "benchmark_quiet"):
+        config.option.benchmark_quiet = True
+
+
 def configure(config: pytest.Config) -> None:
     """Resolve options, check what can be checked before any case runs, register fixtures."""
     try:
@@ -73,6 +82,7 @@ def configure(config: pytest.Config) -> None:
     state = RunState(settings=settings, run_id=run_id, command=command_line(), comparisons=comparisons,
                      warnings=run_id_warnings, claims=[claim] if claim is not None else [])
     config.stash[RUN_KEY] = state
+    _quiet_pytest_benchmark_table(config, settings.pytest_benchmark_table)
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
     config.pluginmanager.register(fixtures, "cryobench-fixtures")

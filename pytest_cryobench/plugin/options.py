@@ -219,6 +219,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                _choice(("0", "1", "2")), "0", metavar="{0,1,2}"),
     OptionSpec("anonymize", "strip host names, bus ids and paths from the result files",
                parse_bool, False, flag=True),
+    OptionSpec("pytest-benchmark-table", "also print pytest-benchmark's own table (shown anyway when a "
+               "--benchmark-* option is given)", parse_bool, False, flag=True),
     OptionSpec("live-camera", "Live readiness: the camera whose movies to preprocess (K2, K2-superres, K3, "
                "K3-superres, Falcon3, Falcon4, Falcon4-EER)", parse_camera, metavar="CAMERA"),
     OptionSpec("live-rate", "Live readiness: the microscope's rate to keep up with, movies per hour",

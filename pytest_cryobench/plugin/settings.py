@@ -44,6 +44,7 @@ class Settings:
     keep_data: bool
     no_fail: bool
     anonymize: bool
+    pytest_benchmark_table: bool
     eer_fractions: int | None
     eer_superres: int
     live_camera: str | None
@@ -124,6 +125,7 @@ def build_settings(
         keep_data=values["keep-data"],
         no_fail=values["no-fail"],
         anonymize=values["anonymize"],
+        pytest_benchmark_table=values["pytest-benchmark-table"],
         eer_fractions=values["eer-fractions"],
         eer_superres=int(values["eer-superres"]),
         live_camera=values["live-camera"],
