@@ -92,8 +92,9 @@ def real_data_problems(root: Path) -> list[str]:
     fsc = root / "gpu_fsc_test"
     if (fsc / "half_map_A.mrc").is_file() and (fsc / "half_map_B.mrc").is_file():
         problems += _problem(lambda: read_half_maps(fsc / "half_map_A.mrc", fsc / "half_map_B.mrc"))
-    for path in layout.matches(root, "**/*.cs"):
-        problems += _problem(lambda path=path: read_cs(path))
+    for pattern in (p for p, _ in layout.EXPECTED if p.endswith(".cs")):  # the .cs files the run reads
+        for path in layout.matches(root, pattern):
+            problems += _problem(lambda path=path: read_cs(path))
     engine_cs = root / "gpu_engine_test" / "abinit_particles.cs"
     if engine_cs.is_file() and not any(str(engine_cs) in p for p in problems):
         problems += _problem(lambda: load_engine_dataset(root, None, cs_name="gpu_engine_test/abinit_particles.cs",
