@@ -245,18 +245,11 @@ def engine_dataset(movie_source, cryobench_profile):
 def engine_disk_dataset(cryobench_run: RunState, engine_dataset):
     """The engine's dataset reading its stacks from copies in the cache dir (``disk`` cases);
     from where they are under ``--cryobench-no-ssd``. The copies go with the run's work dir."""
-    from pytest_cryobench.measure.fsutil import copy_file
-
     if not cryobench_run.settings.use_ssd:
         return engine_dataset
     target = _cache_work_dir(cryobench_run) / "engine"
-    target.mkdir(parents=True, exist_ok=True)
-    require_free_space(target, sum(p.stat().st_size for p in engine_dataset.stacks), "the cache dir")
-    copies = []
-    for i, path in enumerate(engine_dataset.stacks):
-        copy = target / f"{i:03d}_{path.name}"
-        copy_file(path, copy)
-        copies.append(copy)
+    copies = [target / f"{i:03d}_{path.name}" for i, path in enumerate(engine_dataset.stacks)]
+    particles.copy_files(engine_dataset.stacks, copies)
     return engine_dataset.relocated(copies)
 
 

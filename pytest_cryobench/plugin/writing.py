@@ -27,6 +27,7 @@ def finish_run(session: pytest.Session, exitstatus: int) -> None:
 
             for directory in state.work_dirs:
                 remove_tree(directory)
+        state.release()
 
 
 def _write_results(state: RunState) -> None:

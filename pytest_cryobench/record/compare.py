@@ -384,9 +384,23 @@ def date_of(when: Any, missing: str = "undated") -> str:
         return missing
 
 
+def what_ran(column: Comparison) -> str:
+    """``"numpy backend"``, ``"cupy backend"``; for a run of filesystem and CPU cases only (no
+    array backend chosen: ``"none"``), what did run: ``"CPU only, 16 threads"``."""
+    backend = column.context.get("backend")
+    if backend not in (None, "none"):
+        return f"{backend} backend"
+    threads = [rec.info["threads"] for rec in column.tests.values()
+               if isinstance(rec.info.get("threads"), int) and not isinstance(rec.info.get("threads"), bool)]
+    info = column.meta.get("instance_information")
+    cores = info.get("logical_cores") if isinstance(info, dict) else None
+    count = max(threads) if threads else cores
+    return f"CPU only, {count} threads" if isinstance(count, int) and count > 0 else "CPU only"
+
+
 def describe(column: Comparison) -> str:
     """One line on where a column's figures came from: kind, profile, backend, data, machine, date."""
     ctx = column.context
-    return (f"{column.kind}, {ctx.get('profile')} profile, {ctx.get('backend')} backend, {ctx.get('data')} data; "
+    return (f"{column.kind}, {ctx.get('profile')} profile, {what_ran(column)}, {ctx.get('data')} data; "
             f"{machine_summary(column.meta.get('instance_information'))}; {date_of(column.meta.get('created_at'))}; "
             f"{column.path.name}")

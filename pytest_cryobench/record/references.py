@@ -103,19 +103,57 @@ def _possible(value: Any, zero_ok: bool = False) -> bool:
 
 
 def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file, with one clear error for a missing, unreadable or invalid file."""
+    """Parse a JSON file, with one clear error for a missing, unreadable or invalid file.
+
+    The error names the file and, where it is not JSON at all (binary, not UTF-8, compressed,
+    CSV), says what it is instead.
+    """
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ResultFileError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ResultFileError(f"{what} {path} is a directory; give a .json file") from None
     except OSError as exc:
         raise ResultFileError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    kind = not_json_kind(raw)
+    if kind is not None:
+        raise ResultFileError(f"{what} {path} is not valid JSON: {kind}")
+    text = raw.decode("utf-8")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        ending = "; the file ends early: was it truncated?" if (
+            exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")) else ""
         raise ResultFileError(
-            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "was it truncated?") from None
+            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){ending}") from None
+
+
+def not_json_kind(raw: bytes) -> str | None:
+    """What ``raw`` is when it cannot be JSON text (``None`` when it may be).
+
+    Returns
+    -------
+    str or None
+        e.g. ``"it is empty"``, ``"it is gzip-compressed"``, ``"it is binary"``,
+        ``"it is not UTF-8 text (byte 0xff at offset 3)"``, ``"it is CSV (first line: ...)"``.
+    """
+    if not raw.strip():
+        return "it is empty"
+    if raw[:2] == b"\x1f\x8b":
+        return "it is gzip-compressed; decompress it first"
+    if b"\0" in raw[:65536]:
+        return "it is a binary file (it holds NUL bytes)"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"it is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+    first = text.lstrip("\ufeff").lstrip().split("\n", 1)[0].strip()
+    if first and first[0] not in "{[" and first.count(",") >= 1:
+        shown = first if len(first) <= 60 else first[:57] + "..."
+        return (f"it is CSV (first line: {shown}); a CSV result holds only names and figures: give the "
+                "run's .json file of the same name instead")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,12 +104,10 @@ def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
 def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
     """Lines for what needs a word: failures and skips, warm reads, slower verdicts that did not
     fail the case (``--cryobench-no-fail``), and why a reference was not comparable (once each)."""
-    notes = []
+    notes = outcome_notes(records)
     not_comparable: dict[tuple[str, str], int] = {}
     for rec in records:
         test = f"{rec.group}/{rec.test}"
-        if rec.reason and rec.outcome != "passed":
-            notes.append(f"{test}: {OUTCOME_LABEL.get(rec.outcome, rec.outcome)}: {rec.reason}")
         if rec.warm and "warm_warning" in rec.info:
             notes.append(f"warm: {rec.info['warm_warning']}")
         for name in comparisons:
@@ -146,6 +144,38 @@ def load_notes(records: Sequence[CaseRecord]) -> list[str]:
     if imprecise:
         notes.append("rounds: median known to less than the wanted precision (95% half-width) in "
                      + ", ".join(imprecise) + "; more rounds (--cryobench-rounds N) or a quieter machine narrow it")
+    return notes
+
+
+def outcome_notes(records: Sequence[CaseRecord], names_width: int = 160) -> list[str]:
+    """One line per distinct reason a case failed or could not run, naming its cases.
+
+    Twenty GPU cases skipped for want of a GPU are one line (``could not run (all 20 gpu cases):
+    <the reason>``, or ``(5 cases: gpu/fsc, ... and 2 more)``), not the same reason twenty times;
+    the cases' names are cut after about ``names_width`` characters (the table lists every one).
+    """
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for rec in records:
+        if rec.reason and rec.outcome != "passed":
+            key = (OUTCOME_LABEL.get(rec.outcome, rec.outcome), rec.reason)
+            grouped.setdefault(key, []).append(f"{rec.group}/{rec.test}")
+    notes = []
+    for (label, reason), tests in grouped.items():
+        if len(tests) == 1:
+            notes.append(f"{tests[0]}: {label}: {reason}")
+            continue
+        group = tests[0].split("/", 1)[0]
+        if all(t.startswith(f"{group}/") for t in tests) and sum(r.group == group for r in records) == len(tests):
+            notes.append(f"{label} (all {len(tests)} {group} cases): {reason}")
+            continue
+        shown, width = [], 0
+        for test in tests:
+            if shown and width + len(test) > names_width:
+                break
+            shown.append(test)
+            width += len(test) + 2
+        more = f" and {len(tests) - len(shown)} more" if len(shown) < len(tests) else ""
+        notes.append(f"{label} ({len(tests)} cases: {', '.join(shown)}{more}): {reason}")
     return notes
 
 
