@@ -19,6 +19,7 @@ import pytest
 
 from pytest_cryobench.errors import CryobenchWarning  # also importable from here, where it used to live
 from pytest_cryobench.measure import pagecache
+from pytest_cryobench.measure.gpu_memory import MemoryWatch
 from pytest_cryobench.measure.timing import SubTimings
 from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
@@ -37,7 +38,8 @@ class Case:
         ``--cryobench-rounds`` (``None``: the case's own default).
     backend : Backend, optional
         The case's array backend (GPU cases): its device is synchronised before every clock
-        read, and its memory pool's peak is recorded.
+        read, and the high-water mark of its device memory in use is recorded
+        (:mod:`pytest_cryobench.measure.gpu_memory`).
     """
 
     def __init__(self, record: CaseRecord, *, drop_caches: str = "fadvise", rounds: int | None = None,
@@ -107,8 +109,10 @@ class Case:
             target(st)
             times.append(st.now() - start)
 
+        memory = MemoryWatch(self.backend).start()  # device memory high-water mark of this case
         benchmark.pedantic(timed, setup=round_setup, rounds=rounds, warmup_rounds=warmup_rounds,
                            iterations=1)
+        self.record.info.update(memory.stop())
         kept = min(rounds, len(times))
         times = times[-kept:]
         st.rounds = st.rounds[-kept:]
@@ -118,9 +122,6 @@ class Case:
         self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
         if cold_files is not None:
             self._record_residency(residencies[-kept:])
-        if self.backend is not None and self.backend.is_gpu:
-            pool = self.backend.xp.get_default_memory_pool()
-            self.record.info["gpu_memory_pool_peak_bytes"] = int(pool.total_bytes())
         return self.stats
 
     def _record_residency(self, residencies: list[pagecache.Residency]) -> None:
