@@ -251,6 +251,34 @@ def _confirm_by_allocation(gpu, planned, size, bytes_of):
     return 0, "no allocation fitted on the GPU"
 
 
+def test_numa_affinity(cryobench_case, cryobench_run):
+    """Which NUMA node each selected GPU hangs off, whether the benchmark's threads run on it, and
+    (with CuPy and two nodes) the pinned H2D bandwidth from the near against the far node: a
+    wrong node halves it or worse. Without a GPU: the host's topology alone."""
+    import warnings
+
+    from pytest_cryobench.errors import CryobenchWarning
+    from pytest_cryobench.measure.backend import import_cupy
+
+    gpus = _gpus(cryobench_run)
+    cupy = import_cupy()[0] if gpus and cryobench_run.settings.backend != "numpy" else None
+    facts = probes.numa_affinity([g.bus_id for g in gpus], cupy, [g.index for g in gpus])
+    case = cryobench_case
+    case.info(numa_nodes=facts["nodes"], thread_cpus=facts["thread_cpus"],
+              gpus=[{**gpu, "label": f"gpu{g.index}"} for g, gpu in zip(gpus, facts["gpus"], strict=True)])
+    for g, gpu in zip(gpus, facts["gpus"], strict=True):
+        for key in ("near", "far"):
+            if f"{key}_h2d_gb_per_s" in gpu:
+                case.metric(f"gpu{g.index}_{key}_h2d_gb_per_s", gpu[f"{key}_h2d_gb_per_s"], "GB/s", better="higher")
+        if gpu["threads_on_node"] == "none":
+            warnings.warn(CryobenchWarning(
+                f"numa_affinity: the benchmark's threads may not run on gpu{g.index}'s NUMA node "
+                f"{gpu['numa_node']}: bind them there (numactl --cpunodebind={gpu['numa_node']}, "
+                "or the scheduler's GPU-CPU binding)"), stacklevel=1)
+    if not gpus:
+        case.info(gpu_note=cryobench_run.inventory.error or "NVML lists no GPU: the host's topology only")
+
+
 # --- CryoSPARC Live -------------------------------------------------------------------------
 
 def test_live_gpu_lanes(cryobench_case, cryobench_run):
