@@ -32,6 +32,12 @@ def _hook_class(cupy: Any) -> type:
     return type("CryobenchPeakHook", (_PeakHook, cupy.cuda.MemoryHook), {})
 
 
+def peak_hook(cupy: Any, pool: Any) -> Any:
+    """A CuPy memory hook (``with hook: ...``, this thread) whose ``peak`` is the largest
+    ``pool.used_bytes()`` seen after an allocation, starting from the pool's use now."""
+    return _hook_class(cupy)(pool)
+
+
 class MemoryWatch:
     """Watch one case's device memory; a no-op for a CPU backend.
 
@@ -60,7 +66,7 @@ class MemoryWatch:
             self.backend.synchronize()
             pool = cupy.get_default_memory_pool()
             self.free_before = self._free()
-            self.hook = _hook_class(cupy)(pool)
+            self.hook = peak_hook(cupy, pool)
             self.baseline = self.hook.peak
             self.hook.__enter__()
         return self
