@@ -220,17 +220,20 @@ def test_largest_box(cryobench_case, cryobench_run, cryobench_profile, cryobench
     gpu = _gpu(cryobench_run, cryobench_gpu)
     size = cryobench_profile.engine
     planned = largest_box(gpu.memory_total, size)
-    confirmed, how = _confirm_by_allocation(gpu, planned, size, refinement_device_bytes)
+    confirmed, how = _confirm_by_pass(gpu, planned, size, refinement_device_bytes)
     report(cryobench_case, REQUIREMENTS["largest_box"], confirmed,
-           f"{gpu.name}, {gpu.memory_total / GB:.0f} GB: the engine's plan fits {planned}^3 "
+           f"{gpu.name}, {gpu.memory_total / GB:.0f} GB: the engine's memory plan fits {planned}^3 "
            f"({refinement_device_bytes(planned, size) / GB:.1f} GB); {how}. The guide: a 12 GB GPU handles "
            f"about 700^3 in CryoSPARC; this engine pads its reference twice, so it needs more per voxel",
            planned=planned, gpu=gpu.name)
 
 
-def _confirm_by_allocation(gpu, planned, size, bytes_of):
-    """Allocate the plan's bytes on the GPU, stepping the box down until it fits."""
+def _confirm_by_pass(gpu, planned, size, bytes_of):
+    """Run a short engine pass at the planned box on the GPU (its peak memory measured), stepping
+    the box down until a pass fits."""
+    from pytest_cryobench.engine.memory_plan import short_pass
     from pytest_cryobench.measure.backend import import_cupy
+    from pytest_cryobench.measure.gpu_memory import peak_hook
 
     cupy, _ = import_cupy()
     if cupy is None:
@@ -239,16 +242,48 @@ def _confirm_by_allocation(gpu, planned, size, bytes_of):
     with cupy.cuda.Device(gpu.index):
         pool = cupy.get_default_memory_pool()
         while box > 0:
+            pool.free_all_blocks()
+            before = pool.used_bytes()
+            hook = peak_hook(cupy, pool)
             try:
-                block = cupy.empty(bytes_of(box, size), dtype=cupy.uint8)
-                block[::1 << 20] = 1  # touch it
-                del block
+                with hook:
+                    short_pass(box, size, cupy)
+                cupy.cuda.Device().synchronize()
                 pool.free_all_blocks()
-                return box, f"an allocation of {bytes_of(box, size) / GB:.1f} GB on the GPU succeeded"
+                used, plan = (hook.peak - before) / GB, bytes_of(box, size) / GB
+                return box, (f"a short engine pass at {box}^3 ran on the GPU, peak {used:.1f} GB in use "
+                             f"against {plan:.1f} GB planned")
             except cupy.cuda.memory.OutOfMemoryError:
-                pool.free_all_blocks()
                 box -= 16
-    return 0, "no allocation fitted on the GPU"
+    return 0, "no engine pass fitted on the GPU"
+
+
+def test_numa_affinity(cryobench_case, cryobench_run):
+    """Which NUMA node each selected GPU hangs off, whether the benchmark's threads run on it, and
+    (with CuPy and two nodes) the pinned H2D bandwidth from the near against the far node: a
+    wrong node halves it or worse. Without a GPU: the host's topology alone."""
+    import warnings
+
+    from pytest_cryobench.errors import CryobenchWarning
+    from pytest_cryobench.measure.backend import import_cupy
+
+    gpus = _gpus(cryobench_run)
+    cupy = import_cupy()[0] if gpus and cryobench_run.settings.backend != "numpy" else None
+    facts = probes.numa_affinity([g.bus_id for g in gpus], cupy, [g.index for g in gpus])
+    case = cryobench_case
+    case.info(numa_nodes=facts["nodes"], thread_cpus=facts["thread_cpus"],
+              gpus=[{**gpu, "label": f"gpu{g.index}"} for g, gpu in zip(gpus, facts["gpus"], strict=True)])
+    for g, gpu in zip(gpus, facts["gpus"], strict=True):
+        for key in ("near", "far"):
+            if f"{key}_h2d_gb_per_s" in gpu:
+                case.metric(f"gpu{g.index}_{key}_h2d_gb_per_s", gpu[f"{key}_h2d_gb_per_s"], "GB/s", better="higher")
+        if gpu["threads_on_node"] == "none":
+            warnings.warn(CryobenchWarning(
+                f"numa_affinity: the benchmark's threads may not run on gpu{g.index}'s NUMA node "
+                f"{gpu['numa_node']}: bind them there (numactl --cpunodebind={gpu['numa_node']}, "
+                "or the scheduler's GPU-CPU binding)"), stacklevel=1)
+    if not gpus:
+        case.info(gpu_note=cryobench_run.inventory.error or "NVML lists no GPU: the host's topology only")
 
 
 # --- CryoSPARC Live -------------------------------------------------------------------------

@@ -54,14 +54,42 @@ def particle_args(smoke_args) -> list[str]:
     return [*smoke_args, "-k", "particle"]
 
 
+_CUPY: list = []  # (module or None, reason): probed once per test session
+
+
+def cupy_or_reason():
+    """CuPy if it imports and the plugin's device probe passes on the current device, else
+    ``(None, why not)``; asked once per session."""
+    if not _CUPY:
+        from pytest_cryobench.measure.backend import GpuInfo, import_cupy
+        from pytest_cryobench.measure.gpu_probe import probe_devices
+
+        module, reason = import_cupy()
+        if module is not None:
+            reason = probe_devices(module, [GpuInfo(0, "the current device", "", 0)])
+            module = module if reason is None else None
+        _CUPY.append((module, reason))
+    return _CUPY[0]
+
+
+@pytest.fixture(params=["numpy", "cupy"])
+def xp(request):
+    """The array namespace a known-answer test runs on: NumPy always, CuPy where it imports and a
+    device works (else that parameter skips with the reason), as SciPy's ``xp`` fixture does."""
+    if request.param == "numpy":
+        return numpy
+    module, reason = cupy_or_reason()
+    if module is None:
+        pytest.skip(f"CuPy backend not run: {reason}")
+    return module
+
+
 @pytest.fixture
 def cupy():
     """CuPy with a reachable CUDA device, or a skip that says why not (the plugin's own probe)."""
-    from pytest_cryobench.measure.backend import import_cupy
-
-    module, reason = import_cupy()
+    module, reason = cupy_or_reason()
     if module is None:
-        pytest.skip(f"GPU parity check not run: {reason}")
+        pytest.skip(f"GPU check not run: {reason}")
     return module
 
 

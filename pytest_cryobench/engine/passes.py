@@ -27,6 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from pytest_cryobench.engine.memory_plan import (  # noqa: F401  (the memory plan, public here too)
+    PAD,
+    fixed_device_bytes,
+    largest_box,
+    refinement_device_bytes,
+)
+from pytest_cryobench.engine.streams import EventSpans, Uploader, synchronize_current
 from pytest_cryobench.kernels import pose_search as ek
 from pytest_cryobench.kernels.array_api import is_cupy, to_host
 from pytest_cryobench.kernels.projection import Backprojector, extract_slices, fourier_coords, prepare_volume
@@ -44,7 +51,6 @@ ENGINE_CASES = (
     "memory_multi_linear20_max_C1", "memory_multi_linear20_marg_C1",
 )
 """CryoSPARC's 14 engine cases, in its order."""
-PAD = 2
 REGULARISER = 1e-3
 
 
@@ -141,18 +147,6 @@ class _NoSpans:
         yield
 
 
-def _upload(xp: Any, host: np.ndarray) -> Any:
-    """Host particles to the device; on a GPU on a stream of its own, so a reader thread's copy
-    overlaps the compute stream."""
-    if not is_cupy(xp):
-        return xp.asarray(host)
-    stream = xp.cuda.Stream(non_blocking=True)
-    with stream:
-        device = xp.asarray(host)
-    stream.synchronize()
-    return device
-
-
 class _Setup:
     """Per-pass constants on the device (``setup_scales``)."""
 
@@ -203,7 +197,7 @@ def run_pass(reference: np.ndarray, ctf: ek.CtfParams, read_batch: Callable[[int
     -------
     PassResult
     """
-    spans = st if (st is not None and case.threads == "single") else _NoSpans()
+    spans = EventSpans(st, xp) if (st is not None and case.threads == "single") else _NoSpans()
     with spans.span("setup_scales", "GPU"):
         setup = _Setup(reference, case, config, xp)
     with spans.span("project", "GPU"):
@@ -254,20 +248,25 @@ def run_pass(reference: np.ndarray, ctf: ek.CtfParams, read_batch: Callable[[int
             insertions += _insert(backprojector, setup, config, coefficients, ctf_insert, rows, rot, sh, w)
 
     if case.threads == "single":
+        upload = Uploader(xp)
         for i, (lo, hi) in enumerate(bounds):
             start = time.perf_counter()
             with spans.span("read_particles", "IO"):
                 host = read_batch(lo, hi)
             with spans.span("upload", "PCIe"):
-                images = xp.asarray(host)
+                images = upload(host)
             intervals.append(("read", i, start, time.perf_counter()))
             start = time.perf_counter()
             compute(i, images)
+            synchronize_current(xp)  # as in multi: the interval ends when the device has finished the batch
             intervals.append(("compute", i, start, time.perf_counter()))
     else:
         _run_multi(bounds, read_batch, compute, xp, intervals, device_context)
     with spans.span("reconstruct", "GPU"):
-        volume = to_host(backprojector.reconstruct(regulariser=REGULARISER)).astype(np.float32, copy=False)
+        volume = backprojector.reconstruct(regulariser=REGULARISER)
+    volume = to_host(volume).astype(np.float32, copy=False)
+    if isinstance(spans, EventSpans):
+        spans.flush()
     return PassResult(rotation, shift, marg_total, marg_mass, marg_kept, volume, insertions, len(bounds), intervals)
 
 
@@ -320,11 +319,12 @@ def _run_multi(bounds: list[tuple[int, int]], read_batch: Callable[[int, int], n
     def reader() -> None:
         try:
             with device_context():
+                upload = Uploader(xp)  # one stream and one staging buffer for this reader thread
                 for i, (lo, hi) in enumerate(bounds):
                     if stop.is_set():
                         return
                     start = time.perf_counter()
-                    images = _upload(xp, read_batch(lo, hi))
+                    images = upload(read_batch(lo, hi))
                     intervals.append(("read", i, start, time.perf_counter()))
                     put((i, images))
         except BaseException as exc:  # handed to the computing thread, which raises it
@@ -344,6 +344,7 @@ def _run_multi(bounds: list[tuple[int, int]], read_batch: Callable[[int, int], n
             i, images = item
             start = time.perf_counter()
             compute(i, images)
+            synchronize_current(xp)  # the interval ends when the device has finished the batch
             intervals.append(("compute", i, start, time.perf_counter()))
     finally:
         stop.set()
@@ -399,53 +400,3 @@ def make_config(size: Any, n: int, apix: float, xp: Any, case: EngineCase,
         budget = NUMPY_BATCH_BUDGET
     batch = ek.plan_batch(n, k_insert, t, rotations, g, budget, size.batch, marg=case.assignment == "marg")
     return PassConfig(grid, shifts, r_search, r_reconstruct, batch, apix)
-
-
-def fixed_device_bytes(n: int, rotations: int, k: int, r_reconstruct: int) -> int:
-    """Device bytes of a pass's fixed arrays: the padded reference and its transform (two
-    complex64 volumes of ``(2n)^3``), the projections (``12`` bytes per rotation and search
-    coefficient) and the reconstruction grids (complex64 sums and float32 weights over the
-    padded crop of radius ``r_reconstruct``)."""
-    side = PAD * n
-    crop = 2 * PAD * r_reconstruct + 5
-    return 8 * side**3 * 2 + 12 * rotations * k + 12 * crop**3
-
-
-def refinement_device_bytes(n: int, size: Any, batch: int = 32) -> int:
-    """Device bytes of a refinement pass at box ``n`` in this engine's memory plan: searching to
-    a quarter of the box (half Nyquist) over the profile's rotation grid, reconstructing to
-    Nyquist, with a batch of ``batch`` particles (C1, pose maximisation)."""
-    from pytest_cryobench.kernels.rotations import rotation_grid
-
-    rotations = len(rotation_grid(size.directions, size.psi_step_deg).matrices)
-    t = len(ek.shift_grid(size.shift_extent_px).shifts)
-    r_search, r_reconstruct = max(2, n // 4), n // 2 - 1
-    k = _coefficients(n, r_search)
-    k_insert = _coefficients(n, r_reconstruct)
-    per = ek.batch_bytes_per_particle(n, k_insert, t, rotations, 1)
-    return fixed_device_bytes(n, rotations, k, r_reconstruct) + batch * per
-
-
-def _coefficients(n: int, radius: int) -> int:
-    """Number of half-plane Fourier coefficients within ``radius`` of an ``n``-pixel image, as
-    :func:`fourier_coords` selects them, counted without building them."""
-    import numpy as np
-
-    ky = np.fft.fftfreq(n, 1.0 / n)
-    kx = np.arange(n // 2 + 1)
-    inside = (ky[:, None] ** 2 + kx[None, :] ** 2) <= radius**2
-    return int(np.count_nonzero(inside))
-
-
-def largest_box(memory_bytes: float, size: Any, *, usable: float = 0.9, step: int = 2) -> int:
-    """The largest box (a multiple of ``step``) whose refinement pass fits ``usable`` of
-    ``memory_bytes`` (the rest is left to the CUDA context and fragmentation)."""
-    budget = usable * memory_bytes
-    lo, hi = 0, 4096 // step
-    while lo < hi:  # binary search on the box / step
-        mid = (lo + hi + 1) // 2
-        if refinement_device_bytes(mid * step, size) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo * step

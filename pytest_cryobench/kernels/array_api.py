@@ -78,3 +78,38 @@ def synchronize(xp: ModuleType, device: int | None = None) -> None:
     """
     if is_cupy(xp):
         xp.cuda.Device(device).synchronize()
+
+
+def bin_sums(index: Any, weights: Any = None, length: int | None = None) -> Any:
+    """Per-bin sums of ``weights`` (counts without them): ``numpy.bincount(index, weights,
+    minlength=length)``, on the indices' backend, without hidden device syncs.
+
+    CuPy's ``bincount`` checks the indices for negatives and takes their maximum before it
+    counts: two device synchronisations and two extra passes per call, in the hot loops of the
+    back-projection and the FSC. On CuPy this is a scatter-add (``cupyx.scatter_add``) into
+    ``length`` zeros instead, which queues without waiting; NumPy keeps ``numpy.bincount``.
+
+    Parameters
+    ----------
+    index : int array, shape (N,)
+        Bin of each element; every index must lie in ``[0, length)`` (not checked on CuPy, which
+        is the point).
+    weights : real array, shape (N,), optional
+        Added into the bins; counts of 1 when omitted.
+    length : int
+        Number of bins (required on CuPy, where it is not read back from the indices).
+
+    Returns
+    -------
+    float64 array (with weights) or int64 array (counts), shape (length,)
+    """
+    xp = array_namespace(index, weights)
+    if not is_cupy(xp):
+        return numpy.bincount(index, weights, minlength=length or 0)
+    if length is None:
+        raise ValueError("bin_sums on CuPy needs length: it does not read the indices back")
+    import cupyx
+
+    out = xp.zeros(int(length), dtype=xp.float64)
+    cupyx.scatter_add(out, index, 1.0 if weights is None else weights.astype(xp.float64, copy=False))
+    return out if weights is not None else out.astype(xp.int64)

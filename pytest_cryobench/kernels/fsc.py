@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels.array_api import array_namespace, is_cupy, scipy_namespace_for, to_host
+from pytest_cryobench.kernels.array_api import array_namespace, bin_sums, is_cupy, scipy_namespace_for, to_host
 
 FSC_THRESHOLD = 0.143
 """The gold-standard FSC threshold."""
@@ -108,10 +108,10 @@ def _shell_sum(values: Any, n: int) -> Any:
     xp = array_namespace(values)
     idx = shell_index(n, xp)
     bins = n // 2 + 2
-    total = 2 * xp.bincount(idx.ravel(), weights=values.ravel(), minlength=bins)
+    total = 2 * bin_sums(idx.ravel(), values.ravel(), bins)
     edges = [0, n // 2] if n % 2 == 0 else [0]
     for plane in edges:  # one or two planes of n^2 elements
-        total -= xp.bincount(idx[:, :, plane].ravel(), weights=values[:, :, plane].ravel(), minlength=bins)
+        total -= bin_sums(idx[:, :, plane].ravel(), values[:, :, plane].ravel(), bins)
     return total[: n // 2 + 1]
 
 
@@ -137,7 +137,7 @@ class ShellMatrix(NamedTuple):
         """Weighted per-shell sums of an interleaved half-grid vector, float64, shape (n // 2 + 1,)."""
         xp = array_namespace(values)
         partial = (self.matrix @ values).astype(xp.float64)
-        return xp.bincount(self.shell_of_row, weights=partial, minlength=n // 2 + 1)
+        return bin_sums(self.shell_of_row, partial, n // 2 + 1)
 
 
 @functools.lru_cache(maxsize=4)

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels.array_api import array_namespace
+from pytest_cryobench.kernels.array_api import array_namespace, bin_sums
 from pytest_cryobench.kernels.ctf import ctf_at
 
 MARG_MASS = 0.999
@@ -174,8 +174,9 @@ def noise_weights(coefficients: Any, coords: Any) -> Any:
     xp = array_namespace(coefficients)
     shell = xp.asarray(numpy.rint(coords.radius).astype(numpy.int64))
     power = (coefficients.real ** 2 + coefficients.imag ** 2).mean(axis=0).astype(xp.float64)
-    sums = xp.bincount(shell, weights=power)
-    counts = xp.bincount(shell)
+    shells = int(numpy.rint(coords.radius).max()) + 1 if coords.radius.size else 0
+    sums = bin_sums(shell, power, shells)
+    counts = bin_sums(shell, None, shells)
     sigma2 = sums / xp.maximum(counts, 1)
     sigma2 = xp.where(sigma2 > 0, sigma2, 1.0)
     return (xp.asarray(coords.weight, dtype=xp.float64) / sigma2[shell]).astype(xp.float32)
@@ -322,7 +323,7 @@ def assign_marg(scores: Any, mass: float = MARG_MASS) -> MargAssignment:
     particle, rank = xp.nonzero(keep)
     pose = order[particle, rank]
     weight = ranked[particle, rank]
-    kept_mass = xp.bincount(particle, weights=weight, minlength=b)
+    kept_mass = bin_sums(particle, weight, b)
     weight = (weight / kept_mass[particle]).astype(xp.float32)
     return MargAssignment(particle, pose % r, pose // r, weight, total, kept_mass, kept.astype(xp.int64),
                           order[:, 0] % r, order[:, 0] // r)

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from pytest_cryobench.kernels.array_api import array_namespace
+from pytest_cryobench.kernels.array_api import array_namespace, bin_sums
 
 INTERPOLATIONS = ("linear", "cubic")
 """Interpolation kernels of :func:`prepare_volume` / :func:`extract_slices`."""
@@ -540,7 +540,8 @@ class Backprojector:
 
         Notes
         -----
-        Vectorised over images and coefficients: one ``xp.bincount`` with weights per
+        Vectorised over images and coefficients: one weighted bin sum
+        (:func:`~pytest_cryobench.kernels.array_api.bin_sums`, a scatter-add on CuPy) per
         accumulator and chunk of images (the chunk keeps the temporaries under ``chunk_bytes``).
         """
         xp = self.xp
@@ -592,7 +593,7 @@ class Backprojector:
             del base
             idx = idx.reshape(-1)
             for acc, part in zip((self._re, self._im, self._w), parts, strict=True):
-                sums = xp.bincount(idx, weights=(tap * part[None]).reshape(-1), minlength=cells)
+                sums = bin_sums(idx, (tap * part[None]).reshape(-1), cells)
                 acc += sums.astype(rd, copy=False)
                 del sums
         self.n_inserted += m

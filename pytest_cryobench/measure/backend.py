@@ -1,4 +1,7 @@
-"""The GPUs that NVML sees, and the plan of which backend (NumPy, CuPy) and devices a run uses.
+"""The plan of which backend (NumPy, CuPy) and devices a run uses, and the backend of one case.
+
+The GPUs themselves (NVML's list, CUDA's numbering) are :mod:`pytest_cryobench.measure.gpus`;
+the probe that checks CuPy's libraries on each device is :mod:`pytest_cryobench.measure.gpu_probe`.
 
 CuPy is imported only here, only when a GPU case asks for it: a run of ``-m fs`` or a project
 that merely has the plugin installed never imports it. Which namespace an array belongs to, and
@@ -14,111 +17,15 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-
-@dataclasses.dataclass(frozen=True)
-class GpuInfo:
-    """One GPU as NVML reports it.
-
-    Attributes
-    ----------
-    index : int
-        NVML/CUDA device index.
-    name : str
-        Marketing name, e.g. ``"NVIDIA H100 80GB HBM3"``.
-    bus_id : str
-        PCI bus id, e.g. ``"00000000:1B:00.0"``.
-    memory_total : int
-        Device memory, bytes.
-    compute_capability : tuple of int or None
-        ``(major, minor)``.
-    """
-
-    index: int
-    name: str
-    bus_id: str
-    memory_total: int
-    compute_capability: tuple[int, int] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class GpuInventory:
-    """Result of asking NVML: the GPUs, the driver and CUDA versions, or why none are known."""
-
-    gpus: tuple[GpuInfo, ...]
-    driver_version: str | None = None
-    cuda_driver_version: str | None = None
-    error: str | None = None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def query_gpus(nvml: ModuleType | None = None) -> GpuInventory:
-    """List GPUs through NVML (``nvidia-ml-py``); never raises.
-
-    Parameters
-    ----------
-    nvml : module, optional
-        The ``pynvml`` module (injected by tests); imported when omitted.
-    """
-    try:
-        if nvml is None:
-            nvml = importlib.import_module("pynvml")
-        nvml.nvmlInit()
-    except Exception as exc:  # library missing, no driver, no device: all mean "no GPU here"
-        return GpuInventory((), error=f"NVML is not usable ({type(exc).__name__}: {exc})")
-    try:
-        driver = _text(nvml.nvmlSystemGetDriverVersion())
-        try:
-            cuda = nvml.nvmlSystemGetCudaDriverVersion()
-            cuda_text = f"{cuda // 1000}.{(cuda % 1000) // 10}"
-        except Exception:
-            cuda_text = None
-        gpus = []
-        for index in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            try:
-                cc = tuple(nvml.nvmlDeviceGetCudaComputeCapability(handle))
-            except Exception:
-                cc = None
-            gpus.append(GpuInfo(
-                index=index,
-                name=_text(nvml.nvmlDeviceGetName(handle)),
-                bus_id=_text(nvml.nvmlDeviceGetPciInfo(handle).busId),
-                memory_total=int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
-                compute_capability=cc,
-            ))
-        return GpuInventory(tuple(gpus), driver, cuda_text)
-    except Exception as exc:
-        return GpuInventory((), error=f"NVML query failed ({type(exc).__name__}: {exc})")
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
-
-
-def select_gpus(inventory: GpuInventory, wanted: Any) -> tuple[GpuInfo, ...]:
-    """Apply ``--cryobench-gpus`` (``"all"``, a count, or a tuple of indices) to the inventory.
-
-    Raises
-    ------
-    ValueError
-        An index that does not exist, or a count larger than the number of GPUs.
-    """
-    gpus = inventory.gpus
-    if wanted == "all" or not gpus:
-        return gpus
-    if isinstance(wanted, int):
-        if wanted > len(gpus):
-            raise ValueError(f"--cryobench-gpus {wanted}: only {len(gpus)} GPU(s) present")
-        return gpus[:wanted]
-    by_index = {gpu.index: gpu for gpu in gpus}
-    missing = [i for i in wanted if i not in by_index]
-    if missing:
-        raise ValueError(f"--cryobench-gpus: no GPU with index {missing}; present: {sorted(by_index)}")
-    return tuple(by_index[i] for i in wanted)
+from pytest_cryobench.measure.gpu_probe import probe_devices
+from pytest_cryobench.measure.gpus import (  # noqa: F401  (GpuInfo, query_gpus, select_gpus: public here too)
+    GpuInfo,
+    GpuInventory,
+    label,
+    query_gpus,
+    resolve_with_cupy,
+    select_gpus,
+)
 
 
 def import_cupy() -> tuple[ModuleType | None, str | None]:
@@ -160,7 +67,7 @@ class Backend:
 
     @property
     def label(self) -> str:
-        return f"gpu{self.device.index}" if self.device is not None else "cpu"
+        return label(self.device) if self.device is not None else "cpu"
 
     def use(self):
         """Context manager making this backend's device current (a no-op for NumPy)."""
@@ -196,40 +103,52 @@ class BackendPlan:
     backend : {"numpy", "cupy"} or None
         ``None`` when GPU cases must be skipped.
     devices : tuple of GpuInfo
-        The GPUs for ``cupy``; empty for ``numpy``.
+        The GPUs for ``cupy`` (``index``: CUDA ordinal); empty for ``numpy``.
     skip_reason : str or None
-        Why GPU cases are skipped (no usable GPU, CuPy missing, ...).
+        Why GPU cases are skipped (no usable GPU, CuPy missing, a CUDA library missing, ...).
+    inventory : GpuInventory or None
+        The inventory as CuPy numbers it (``cupy`` plans), for the record.
     """
 
     backend: str | None
     devices: tuple[GpuInfo, ...] = ()
     skip_reason: str | None = None
+    inventory: GpuInventory | None = None
 
     @property
     def labels(self) -> list[str]:
         if self.backend == "cupy":
-            return [f"gpu{d.index}" for d in self.devices]
+            return [label(d) for d in self.devices]
         return ["cpu"]
 
 
 def plan_backend(requested: str, gpus_wanted: Any, inventory: GpuInventory,
-                 cupy_probe=import_cupy) -> BackendPlan:
+                 cupy_probe=import_cupy, device_probe=probe_devices) -> BackendPlan:
     """Decide where compute cases run.
 
-    ``numpy`` always runs on the CPU. ``cupy`` needs NVML GPUs and an importable CuPy; otherwise
-    GPU cases are skipped with the reason. ``auto`` is ``cupy`` where that works, else the GPU
-    cases are skipped with a reason that says how to run them on the CPU.
+    ``numpy`` always runs on the CPU. ``cupy`` and ``auto`` need an importable CuPy that reaches
+    a device; the devices are CuPy's, matched to NVML's by PCI bus id (from CuPy alone where NVML
+    is not usable), selected by ``--cryobench-gpus`` in CUDA ordinals, and probed
+    (:func:`~pytest_cryobench.measure.gpu_probe.probe_devices`). When any of that fails the GPU
+    cases are skipped with the reason and how to run them on the CPU. Where NVML works and lists
+    no GPU, CuPy is not imported at all.
     """
     if requested == "numpy":
         return BackendPlan("numpy")
     hint = "; run them on the CPU with --cryobench-backend numpy"
-    if not inventory.gpus:
-        return BackendPlan(None, skip_reason=f"no usable GPU: {inventory.error or 'NVML lists none'}{hint}")
-    devices = select_gpus(inventory, gpus_wanted)
-    _, reason = cupy_probe()
-    if reason is not None:
+    if not inventory.gpus and inventory.error is None and inventory.note is None:
+        return BackendPlan(None, skip_reason=f"no usable GPU: NVML lists none{hint}")
+    cupy, reason = cupy_probe()
+    if cupy is None:
+        if not inventory.gpus and inventory.error is not None:
+            reason = f"no usable GPU: {inventory.error}; {reason}"
         return BackendPlan(None, skip_reason=reason + hint)
-    return BackendPlan("cupy", devices)
+    resolved = resolve_with_cupy(inventory, cupy)
+    devices = select_gpus(resolved, gpus_wanted)
+    failure = device_probe(cupy, devices)
+    if failure is not None:
+        return BackendPlan(None, skip_reason=failure + hint, inventory=resolved)
+    return BackendPlan("cupy", devices, inventory=resolved)
 
 
 def make_backend(name: str, device: GpuInfo | None) -> Backend:

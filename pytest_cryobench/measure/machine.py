@@ -79,6 +79,8 @@ def instance_information(project_dir: Path | None, cache_dir: Path | None,
         ]
         if inventory.error:
             info["gpu_error"] = inventory.error
+        if inventory.note:
+            info["gpu_note"] = inventory.note
     for label, path in (("project_dir", project_dir), ("cache_dir", cache_dir)):
         if path is None:
             info[f"{label}"] = None

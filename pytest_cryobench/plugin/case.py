@@ -22,6 +22,7 @@ import pytest
 
 from pytest_cryobench.errors import CryobenchWarning  # also importable from here, where it used to live
 from pytest_cryobench.measure import pagecache
+from pytest_cryobench.measure.gpu_memory import MemoryWatch
 from pytest_cryobench.measure.load import LoadMeter
 from pytest_cryobench.measure.rounds import FIXED, RoundAction, RoundsPolicy
 from pytest_cryobench.measure.timing import SubTimings
@@ -45,7 +46,8 @@ class Case:
         ``rounds`` is its minimum.
     backend : Backend, optional
         The case's array backend (GPU cases): its device is synchronised before every clock
-        read, and its memory pool's peak is recorded.
+        read, and the high-water mark of its device memory in use is recorded
+        (:mod:`pytest_cryobench.measure.gpu_memory`).
     """
 
     def __init__(self, record: CaseRecord, *, drop_caches: str = "fadvise", rounds: int | None = None,
@@ -130,11 +132,13 @@ class Case:
             times.append(st.now() - start)
 
         load = LoadMeter().start()
+        memory = MemoryWatch(self.backend).start()  # device memory high-water mark of this case
         try:
             benchmark.pedantic(timed, setup=round_setup, rounds=policy.max_rounds, warmup_rounds=warmup_rounds,
                                iterations=1)
         except _EnoughRounds:
             pass  # pytest-benchmark keeps the rounds it timed; the policy said they are enough
+        self.record.info.update(memory.stop())
         other_load = load.stop()
         kept = max(0, len(times) - warmup_rounds)
         if kept and (not action or action[0].more):  # pedantic ran every round it was given
@@ -153,9 +157,6 @@ class Case:
         self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
         if cold_files is not None:
             self._record_residency(residencies[-kept:])
-        if self.backend is not None and self.backend.is_gpu:
-            pool = self.backend.xp.get_default_memory_pool()
-            self.record.info["gpu_memory_pool_peak_bytes"] = int(pool.total_bytes())
         return self.stats
 
     def _policy(self, rounds: int) -> RoundsPolicy:

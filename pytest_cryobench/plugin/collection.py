@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cryobench.measure.backend import select_gpus
+from pytest_cryobench.measure.gpus import label, select_gpus
 from pytest_cryobench.plugin.configure import suites_dir
 from pytest_cryobench.plugin.session import RUN_KEY, RunState
 
@@ -42,9 +42,11 @@ def _gpu_labels(state: RunState) -> list[str]:
     (its cases then say why they could not run)."""
     try:
         gpus = select_gpus(state.inventory, state.settings.gpus)
+        if not gpus and state.inventory.error and state.settings.backend == "cupy":
+            gpus = state.backend_plan.devices  # NVML not usable: CuPy's own device list
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return [f"gpu{g.index}" for g in gpus] or ["gpu"]
+    return [label(g) for g in gpus] or ["gpu"]
 
 
 def parametrize_gpus(metafunc: pytest.Metafunc) -> None:

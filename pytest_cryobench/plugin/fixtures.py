@@ -10,6 +10,7 @@ import pytest
 from pytest_cryobench.data import particles
 from pytest_cryobench.measure.backend import make_backend
 from pytest_cryobench.measure.fsutil import ensure_writable_dir, require_free_space
+from pytest_cryobench.measure.gpus import label
 from pytest_cryobench.measure.progress import progress
 from pytest_cryobench.measure.rounds import PROFILE_ROUNDS
 from pytest_cryobench.plugin.case import CASE_KEY, Case
@@ -268,5 +269,5 @@ def backend_for(state: RunState, device_label: str):
     plan = state.backend_plan
     if plan.backend is None:
         pytest.skip(plan.skip_reason)
-    device = next(d for d in plan.devices if f"gpu{d.index}" == device_label)
+    device = next(d for d in plan.devices if label(d) == device_label)
     return make_backend("cupy", device)

@@ -71,6 +71,8 @@ class RunState:
         """Where GPU cases run; decided on first use (CuPy is imported only then)."""
         if self._plan is None:
             self._plan = plan_backend(self.settings.backend, self.settings.gpus, self.inventory)
+            if self._plan.inventory is not None:  # CuPy's numbering, matched by bus id, goes on record
+                self._inventory = self._plan.inventory
         return self._plan
 
     @property

@@ -207,3 +207,43 @@ def platform_facts() -> dict[str, Any]:
     uid = os.geteuid() if hasattr(os, "geteuid") else None
     return {"system": platform.system(), "machine": platform.machine(), "kernel": platform.release(),
             "python_bits": 64 if sys.maxsize > 2**32 else 32, "uid": uid, "root": uid == 0}
+
+
+def numa_affinity(bus_ids: list[str], cupy: Any = None, ordinals: list[int] | None = None,
+                  nbytes: int = 256 << 20) -> dict[str, Any]:
+    """Which NUMA node each GPU hangs off, whether this process's threads may run there, and,
+    with CuPy and two or more nodes, the pinned H2D bandwidth (GB/s) from a buffer on the GPU's
+    own node against one on another node (``near_h2d_gb_per_s``, ``far_h2d_gb_per_s``).
+
+    Parameters
+    ----------
+    bus_ids : list of str
+        The GPUs' PCI bus ids (NVML form).
+    cupy : module, optional
+        Measures the bandwidths when given.
+    ordinals : list of int, optional
+        The GPUs' CUDA ordinals, in the order of ``bus_ids``.
+    nbytes : int
+        Size of each timed copy.
+    """
+    from pytest_cryobench.measure import host_link
+
+    facts = host_link.topology(bus_ids)
+    nodes = host_link.numa_nodes()
+    if cupy is None or len(nodes) < 2:
+        return facts
+    allowed = host_link.thread_cpus()
+    for ordinal, gpu in zip(ordinals or range(len(bus_ids)), facts["gpus"], strict=True):
+        near = gpu["numa_node"]
+        if near is None or not (nodes[near] & allowed):
+            continue
+        far = next((k for k in nodes if k != near and nodes[k] & allowed), None)
+        if far is None:
+            continue
+        with cupy.cuda.Device(ordinal):
+            for key, node in (("near", near), ("far", far)):
+                seconds = host_link.on_node_cpus(nodes[node] & allowed,
+                                                 lambda: host_link.copy_seconds(cupy, "h2d", nbytes, True))
+                gpu[f"{key}_h2d_gb_per_s"] = nbytes / seconds / 1e9
+                gpu[f"{key}_node"] = node
+    return facts

@@ -7,6 +7,7 @@ import pytest
 
 from pytest_cryobench.data.synthetic_micrographs import asymmetric_templates, planted_micrograph
 from pytest_cryobench.kernels import picking as pk
+from pytest_cryobench.kernels.array_api import to_host
 from pytest_cryobench.kernels.ctf import ctf_2d
 
 BOX = 64
@@ -57,8 +58,13 @@ def direct_ncc(image, box, y, x):
 # the known answer
 
 
-def test_planted_particles_are_found(planted):
+def test_planted_particles_are_found(xp, planted):
     res = planted["result"]
+    if xp is not np:  # the fixture's result is NumPy's
+        ctf = None if planted["ctf"] is None else xp.asarray(planted["ctf"])
+        res = pk.pick(xp.asarray(planted["mic"]), xp.asarray(asymmetric_templates(3, BOX, seed=11)), ANGLES, ctf,
+                      RADIUS, SEP, THRESHOLD)
+        res = {key: to_host(value) if hasattr(value, "shape") else value for key, value in res.items()}
     match = pk.match_picks(res["coords"], planted["coords"], tol_px=2)
     assert match["recall"] >= 0.95, match
     assert match["precision"] >= 0.95, match
@@ -327,27 +333,6 @@ def test_templates_are_distinct_and_asymmetric(templates):
     # Everything lies inside the mask radius, so rotations lose nothing.
     outside = pk.circular_mask((BOX, BOX), RADIUS) == 0
     assert np.all(templates[:, outside] == 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# CuPy
-
-
-def test_cupy_matches_numpy(templates, cupy):
-    cp = cupy
-    shape = (512, 512)
-    ctf = ctf_2d(shape, 3.0, 25000, 24000, 0.3)
-    mic, coords, _, _ = planted_micrograph(shape, templates, 8, 0.15, seed=4, ctf=ctf)
-    mic_gpu, _, _, _ = planted_micrograph(shape, cp.asarray(templates), 8, 0.15, seed=4, ctf=cp.asarray(ctf), xp=cp)
-    np.testing.assert_allclose(cp.asnumpy(mic_gpu), mic, atol=1e-4)
-    cpu = pk.pick(mic, templates, ANGLES, ctf, RADIUS, SEP, THRESHOLD, return_maps=True)
-    gpu = pk.pick(cp.asarray(mic), cp.asarray(templates), ANGLES, cp.asarray(ctf), RADIUS, SEP, THRESHOLD,
-                  return_maps=True)
-    np.testing.assert_allclose(cp.asnumpy(gpu["ncc"]), cpu["ncc"], atol=1e-4)
-    for key in ("coords", "template", "angle_index"):
-        np.testing.assert_array_equal(gpu[key], cpu[key])
-    assert isinstance(gpu["coords"], np.ndarray)
-    assert pk.match_picks(gpu["coords"], coords)["recall"] == 1.0
 
 
 def test_templates_larger_than_the_micrograph_are_refused(templates):

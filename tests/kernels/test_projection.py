@@ -27,6 +27,7 @@ from scipy.spatial.transform import Rotation
 
 from pytest_cryobench.kernels import projection as P
 from pytest_cryobench.kernels import rotations as Rm
+from pytest_cryobench.kernels.array_api import to_host
 from pytest_cryobench.kernels.fsc import fsc_maps
 
 
@@ -143,12 +144,12 @@ def test_kernel_transforms():
 # -- projection ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("interpolation", P.INTERPOLATIONS)
-def test_identity_pose_is_the_sum_along_z(blobs48, interpolation):
+def test_identity_pose_is_the_sum_along_z(xp, blobs48, interpolation):
     vol = blobs48[0] + np.random.default_rng(1).standard_normal(blobs48[0].shape).astype(np.float32)
     coords = P.fourier_coords(48, 23.5)
-    prepared = P.prepare_volume(vol, pad=2, interpolation=interpolation, gridding=False)
+    prepared = P.prepare_volume(xp.asarray(vol), pad=2, interpolation=interpolation, gridding=False)
     assert prepared.grid.shape == (96, 96, 96) and prepared.grid.dtype == np.complex64
-    got = P.extract_slices(prepared, np.eye(3)[None], coords)
+    got = to_host(P.extract_slices(prepared, np.eye(3)[None], coords))
     assert got.shape == (1, coords.flat.size) and got.dtype == np.complex64
     expected = projection_transform(vol.astype(np.float64).sum(axis=0)[None], coords)
     err = rel_l2(got, expected)
@@ -189,15 +190,15 @@ QUARTER_TURNS = {
 
 
 @pytest.mark.parametrize("name", QUARTER_TURNS)
-def test_quarter_turn_poses_permute_voxels(blobs48, name):
+def test_quarter_turn_poses_permute_voxels(xp, blobs48, name):
     vol = blobs48[0]
     rot = np.rint(QUARTER_TURNS[name])
     coords = P.fourier_coords(48, 23.5)
-    prepared = P.prepare_volume(vol, pad=2, interpolation="linear", gridding=False)
+    prepared = P.prepare_volume(xp.asarray(vol), pad=2, interpolation="linear", gridding=False)
     expected = projection_transform(permuted_volume(vol, rot).astype(np.float64).sum(axis=0)[None], coords)
-    err = rel_l2(P.extract_slices(prepared, rot[None], coords), expected)
+    err = rel_l2(to_host(P.extract_slices(prepared, rot[None], coords)), expected)
     assert err < 1e-5, f"{name}: slice vs the permuted volume's projection, relative L2 {err:.2e}"
-    wrong = rel_l2(P.extract_slices(prepared, rot.T[None], coords), expected)  # none of them is symmetric
+    wrong = rel_l2(to_host(P.extract_slices(prepared, rot.T[None], coords)), expected)  # none of them is symmetric
     assert wrong > 0.3, f"{name}: R instead of R^T still matches ({wrong:.2e})"
 
 
@@ -281,16 +282,16 @@ def test_accumulated_grid_is_hermitian(reconstruction):
     assert weight.min() >= 0 and weight[bp.half, bp.half, bp.half] > 0
 
 
-def test_single_identity_insertion_lands_on_nodes():
+def test_single_identity_insertion_lands_on_nodes(xp):
     """At the identity pose each full-plane coefficient k lands on node pad * k once, its mate at -pad * k."""
     n, pad, r_max = 16, 2, 5.0
     coords = P.fourier_coords(n, r_max)
     image = np.random.default_rng(4).standard_normal((n, n))
     values = np.fft.rfft2(np.fft.ifftshift(image)).ravel()[coords.flat][None]
-    bp = P.Backprojector(n, pad, r_max, np, dtype=np.complex128)
-    bp.insert(values, None, np.eye(3)[None], coords)
+    bp = P.Backprojector(n, pad, r_max, xp, dtype=np.complex128)
+    bp.insert(xp.asarray(values), None, np.eye(3)[None], coords)
     h = bp.half
-    data, weight = bp.data, bp.weight
+    data, weight = to_host(bp.data), to_host(bp.weight)
     iy, ix = h + pad * coords.ky, h + pad * coords.kx
     np.testing.assert_allclose(weight[h, iy, ix], 1.0, atol=1e-12)
     np.testing.assert_allclose(weight[h, 2 * h - iy, 2 * h - ix], 1.0, atol=1e-12)
@@ -299,18 +300,18 @@ def test_single_identity_insertion_lands_on_nodes():
     np.testing.assert_allclose(data[h, 2 * h - iy, 2 * h - ix], np.conj(values[0]), atol=1e-9)
 
 
-def test_insert_weights_and_chunks(reconstruction):
+def test_insert_weights_and_chunks(xp, reconstruction):
     vol, coords, rots, slices, _ = reconstruction
     sub, vals = rots[:40], slices[:40]
     ctf2 = np.random.default_rng(5).uniform(0.1, 1, vals.shape).astype(np.float32)
     w = np.random.default_rng(6).uniform(0, 1, 40)
-    a = P.Backprojector(32, 2, 15, np, dtype=np.complex128)
-    a.insert(vals * ctf2, ctf2, sub, coords, weights=w)
-    b = P.Backprojector(32, 2, 15, np, dtype=np.complex128, chunk_bytes=1)
+    a = P.Backprojector(32, 2, 15, xp, dtype=np.complex128)
+    a.insert(xp.asarray(vals * ctf2), xp.asarray(ctf2), sub, coords, weights=xp.asarray(w))
+    b = P.Backprojector(32, 2, 15, np, dtype=np.complex128, chunk_bytes=1)  # the host, per image
     for i in range(40):  # per image, weights folded into the values
         b.insert(vals[i:i + 1] * ctf2[i] * w[i], ctf2[i:i + 1] * w[i], sub[i:i + 1], coords)
-    np.testing.assert_allclose(a.data, b.data, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(a.weight, b.weight, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(to_host(a.data), b.data, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(to_host(a.weight), b.weight, rtol=1e-9, atol=1e-9)
 
 
 # -- bad input ----------------------------------------------------------------------------------

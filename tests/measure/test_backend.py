@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pytest_cryobench.kernels.array_api import array_namespace as namespace_of
+from pytest_cryobench.measure import gpus
 from pytest_cryobench.measure.backend import (
     Backend,
     BackendPlan,
@@ -20,10 +21,10 @@ from pytest_cryobench.measure.backend import (
     import_cupy,
     make_backend,
     plan_backend,
-    query_gpus,
     select_gpus,
     versions,
 )
+from tests.measure import fakes
 
 GPUS = [
     # name, bus id, memory, compute capability
@@ -32,37 +33,12 @@ GPUS = [
 ]
 
 
-def fake_nvml(gpus=GPUS, *, init_error=None, fail_in=None, calls=None):
-    """A stand-in for the ``pynvml`` module; ``fail_in`` names a function that raises."""
-    calls = calls if calls is not None else []
+def fake_nvml(gpus=GPUS, **kwargs):
+    return fakes.fake_nvml(gpus, **kwargs)
 
-    def fn(name, result):
-        def call(*args):
-            calls.append(name)
-            if name == fail_in:
-                raise RuntimeError(f"{name} exploded")
-            return result(*args) if callable(result) else result
-        return call
 
-    def init():
-        calls.append("nvmlInit")
-        if init_error is not None:
-            raise init_error
-
-    return SimpleNamespace(
-        nvmlInit=init,
-        nvmlSystemGetDriverVersion=fn("nvmlSystemGetDriverVersion", b"550.54.15"),
-        nvmlSystemGetCudaDriverVersion=fn("nvmlSystemGetCudaDriverVersion", 12040),
-        nvmlDeviceGetCount=fn("nvmlDeviceGetCount", len(gpus)),
-        nvmlDeviceGetHandleByIndex=fn("nvmlDeviceGetHandleByIndex", lambda i: ("handle", i)),
-        nvmlDeviceGetName=fn("nvmlDeviceGetName", lambda h: gpus[h[1]][0]),
-        nvmlDeviceGetPciInfo=fn("nvmlDeviceGetPciInfo", lambda h: SimpleNamespace(busId=gpus[h[1]][1])),
-        nvmlDeviceGetMemoryInfo=fn("nvmlDeviceGetMemoryInfo",
-                                   lambda h: SimpleNamespace(total=gpus[h[1]][2], free=1, used=0)),
-        nvmlDeviceGetCudaComputeCapability=fn("nvmlDeviceGetCudaComputeCapability",
-                                              lambda h: list(gpus[h[1]][3])),
-        nvmlShutdown=fn("nvmlShutdown", None),
-    ), calls
+def query_gpus(nvml=None):
+    return gpus.query_gpus(nvml, environ={})
 
 
 def inventory(n=2):
@@ -79,8 +55,8 @@ def test_query_gpus_with_fake_nvml():
     assert inv.driver_version == "550.54.15"
     assert inv.cuda_driver_version == "12.4"
     assert inv.gpus == (
-        GpuInfo(0, "NVIDIA H100 80GB HBM3", "00000000:1B:00.0", 85_520_809_984, (9, 0)),
-        GpuInfo(1, "NVIDIA A100-SXM4-40GB", "00000000:43:00.0", 42_949_672_960, (8, 0)),
+        GpuInfo(0, "NVIDIA H100 80GB HBM3", "00000000:1B:00.0", 85_520_809_984, (9, 0), nvml_index=0),
+        GpuInfo(1, "NVIDIA A100-SXM4-40GB", "00000000:43:00.0", 42_949_672_960, (8, 0), nvml_index=1),
     )
     assert calls[0] == "nvmlInit" and calls[-1] == "nvmlShutdown"
     assert calls.count("nvmlShutdown") == 1
@@ -125,13 +101,13 @@ def test_query_gpus_zero_devices():
 
 def test_query_gpus_missing_module(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)
-    inv = query_gpus()
+    inv = gpus.query_gpus()
     assert inv.gpus == ()
     assert inv.error.startswith("NVML is not usable (ModuleNotFoundError")
 
 
 def test_query_gpus_on_this_machine_does_not_raise():
-    inv = query_gpus()
+    inv = gpus.query_gpus()
     assert isinstance(inv, GpuInventory)
     if os.path.exists("/dev/nvidiactl"):
         pytest.skip("this machine has an NVIDIA driver")
@@ -187,16 +163,16 @@ def test_numpy_is_always_numpy():
 
 
 @pytest.mark.parametrize("requested", ["auto", "cupy"])
-def test_no_gpus_skips_with_a_hint(requested):
+def test_no_nvml_and_no_cupy_skips_with_both_reasons(requested):
     plan = plan_backend(requested, "all", GpuInventory((), error="NVML is not usable (x)"),
-                        cupy_probe=never_probe)
+                        cupy_probe=lambda: (None, "CuPy is not installed"))
     assert plan.backend is None and plan.devices == ()
-    assert "no usable GPU: NVML is not usable (x)" in plan.skip_reason
+    assert plan.skip_reason.startswith("no usable GPU: NVML is not usable (x); CuPy is not installed")
     assert "--cryobench-backend numpy" in plan.skip_reason
     assert plan.labels == ["cpu"]
 
 
-def test_no_gpus_without_error_text():
+def test_nvml_listing_no_gpu_does_not_import_cupy():
     plan = plan_backend("auto", "all", GpuInventory(()), cupy_probe=never_probe)
     assert "NVML lists none" in plan.skip_reason
 
@@ -213,7 +189,8 @@ def test_gpus_but_no_cupy_skips_with_the_probe_reason():
 def test_gpus_and_cupy_plan_cupy_on_the_selected_devices(wanted, indices):
     nvml, _ = fake_nvml()
     inv = query_gpus(nvml)
-    plan = plan_backend("auto", wanted, inv, cupy_probe=lambda: (object(), None))
+    cupy = fakes.fake_cupy(fakes.cuda_view([tuple(map(gpus._text, g[:2])) + g[2:] for g in GPUS]))
+    plan = plan_backend("auto", wanted, inv, cupy_probe=lambda: (cupy, None), device_probe=lambda c, d: None)
     assert plan.backend == "cupy"
     assert plan.skip_reason is None
     assert [d.index for d in plan.devices] == indices
@@ -221,8 +198,9 @@ def test_gpus_and_cupy_plan_cupy_on_the_selected_devices(wanted, indices):
 
 
 def test_plan_with_a_bad_selection_raises():
+    cupy = fakes.fake_cupy([(f"GPU {i}", f"0000:{i:02d}:00.0", 1 << 30, (8, 0)) for i in range(2)])
     with pytest.raises(ValueError, match="only 2 GPU"):
-        plan_backend("cupy", 5, inventory(2), cupy_probe=lambda: (object(), None))
+        plan_backend("cupy", 5, inventory(2), cupy_probe=lambda: (cupy, None), device_probe=lambda c, d: None)
 
 
 # --------------------------------------------------------------------------- CuPy probing
