@@ -1,4 +1,4 @@
-"""CPU benchmark: movie decompression from RAM (SPEC 5.2).
+"""CPU benchmark: movie decompression from RAM.
 
 The 3 movies of a format are copied to ``/dev/shm`` (untimed, as CryoSPARC does with
 ``CRYOSPARC_TIFF_IO_SHM``), then each round decodes all of them with every usable core:
@@ -108,7 +108,7 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
         results.append(out)
 
     try:
-        stats = case.measure(benchmark, decode_all, rounds=cryobench_profile.cpu_rounds)
+        case.measure(benchmark, decode_all, rounds=cryobench_profile.cpu_rounds)
     finally:
         remove_tree(shm)
     last = results[-1]
@@ -126,9 +126,9 @@ def test_decompress(benchmark, cryobench_case, cryobench_run, cryobench_profile,
     # Decoded pixels: uint8 TIFF frames, uint16 EER fractions.
     frames_decoded = sum(len(totals) for totals, _ in last)
     decoded_bytes = sum(len(t) * px for t, px in last) * (1 if fmt == "tiff" else 2)
-    case.metric(fmt, stats["median"] / len(files), "s")
-    case.metric(f"{fmt}_decode_rate", decoded_bytes / stats["median"] / 1e6, "MB/s", "higher")
-    case.info(threads=threads, movies=len(files), frames_or_fractions=frames_decoded,
-              decoded_bytes=decoded_bytes, compressed_bytes=total_bytes,
+    case.amounts(movies=len(files), bytes=decoded_bytes)
+    case.headline(fmt, per="movies")
+    case.rates("mb_per_s")  # decoded pixels
+    case.info(threads=threads, frames_or_fractions=frames_decoded, compressed_bytes=total_bytes,
               eer_fractions=n_fractions if fmt == "eer" else None,
               eer_superres=superres if fmt == "eer" else None)

@@ -1,4 +1,4 @@
-"""Filesystem benchmark: particle cache copy, sequential and random reads (SPEC 5.1).
+"""Filesystem benchmark: particle cache copy, sequential and random reads.
 
 The randn particle stack is written to the project dir once per run (untimed), copied to the
 cache dir (``particle_cache``), and read back cold, one particle per read, in file order
@@ -13,10 +13,8 @@ import pytest
 from pytest_cryobench.data import particles
 from pytest_cryobench.measure.fsutil import require_free_space
 
-pytestmark = pytest.mark.fs
-
 # Disk figures are noisier than compute figures: references allow a 1.5x slowdown.
-IO_TOLERANCE = 1.5
+pytestmark = [pytest.mark.fs, pytest.mark.cryobench_tolerance(1.5)]
 RANDOM_ORDER_SEED = 7
 
 
@@ -24,7 +22,6 @@ def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
                         particle_stack, cache_work_dir):
     """Copy the stack from the project dir to the cache dir, source evicted before each round."""
     case = cryobench_case
-    case.tolerance = IO_TOLERANCE
     destination = cache_work_dir / "cache-copy"
     require_free_space(cache_work_dir, particle_stack.total_bytes, "cache dir")
     copies = []
@@ -36,22 +33,21 @@ def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
         with st.span("copy_particles", "IO"):
             copies.append(particles.copy_stack(particle_stack, destination))
 
-    stats = case.measure(benchmark, copy, rounds=cryobench_profile.io_rounds,
-                         setup=remove_previous_copy, cold_files=lambda: particle_stack.files)
+    case.measure(benchmark, copy, rounds=cryobench_profile.io_rounds,
+                 setup=remove_previous_copy, cold_files=lambda: particle_stack.files)
     try:
         mismatched = particles.verify_sample(copies[-1])
         case.check("copy_content", not mismatched, f"{len(mismatched)} particle(s) differ after the copy",
                    mismatched=len(mismatched))
     finally:
         particles.remove_tree(destination)
-    nbytes = particle_stack.total_bytes
-    case.metric("particle_cache_time", stats["median"], "s")
-    case.metric("particle_cache_rate", nbytes / stats["median"] / 1e6, "MB/s", "higher")
-    case.info(bytes=nbytes, files=len(particle_stack.files))
+    case.amounts(bytes=particle_stack.total_bytes)
+    case.headline("particle_cache_time")
+    case.rates("mb_per_s")
+    case.info(files=len(particle_stack.files))
 
 
 def _read_case(case, benchmark, stack, order: str, rounds: int) -> None:
-    case.tolerance = IO_TOLERANCE
     reader = particles.ParticleReader(stack, particles.make_read_plan(stack, order, RANDOM_ORDER_SEED))
     bytes_read = []
 
@@ -59,7 +55,7 @@ def _read_case(case, benchmark, stack, order: str, rounds: int) -> None:
         with st.span("read_particles", "IO"):
             bytes_read.append(reader.read_all())
 
-    stats = case.measure(benchmark, read, rounds=rounds, cold_files=lambda: stack.files)
+    case.measure(benchmark, read, rounds=rounds, cold_files=lambda: stack.files)
     short = [n for n in bytes_read if n != reader.expected_bytes]
     case.check("bytes_read", not short,
                f"a round read {short[0] if short else 0} bytes, expected {reader.expected_bytes}",
@@ -68,12 +64,10 @@ def _read_case(case, benchmark, stack, order: str, rounds: int) -> None:
     case.check("content", not mismatched, f"{len(mismatched)} particle(s) differ from what was written",
                particles_checked=len(reader.kept_reads), mismatched=len(mismatched))
     n = stack.size.n_particles
-    median = stats["median"]
-    case.metric(f"particle_{order}_read_time", median, "s")
-    case.metric(f"particle_{order}_read_rate", n / median, "particles/s", "higher")
-    case.metric(f"particle_{order}_read_rate_mb", reader.expected_bytes / median / 1e6, "MB/s", "higher")
-    case.info(particles=n, particle_bytes=stack.size.particle_bytes, reads=n,
-              source=str(stack.files[0].parent))
+    case.amounts(particles=n, bytes=reader.expected_bytes)
+    case.headline(f"particle_{order}_read_time")
+    case.rates("particles_per_s", "mb_per_s")
+    case.info(particle_bytes=stack.size.particle_bytes, reads=n, source=str(stack.files[0].parent))
 
 
 def test_particle_sequential_read(benchmark, cryobench_case, cryobench_profile, particle_source):

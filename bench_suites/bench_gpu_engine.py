@@ -1,4 +1,4 @@
-"""GPU benchmark: the alignment and reconstruction engine, CryoSPARC's 14 cases (SPEC 5.3).
+"""GPU benchmark: the alignment and reconstruction engine, CryoSPARC's 14 cases.
 
 Each round is one pass over the particle set (see :mod:`pytest_cryobench.engine.passes`): project
 the reference at every rotation of the grid, then per batch read (``disk``: from the stacks in
@@ -53,14 +53,14 @@ def test_engine(benchmark, cryobench_case, cryobench_backend, cryobench_profile,
         results.append(run_pass(dataset.reference, dataset.ctf, reader.read, dataset.particles, spec, config, xp,
                                 st, device_context=backend.use))
 
-    stats = case.measure(benchmark, run, rounds=cryobench_profile.gpu_rounds, warmup_rounds=1, cold_files=cold_files)
+    case.measure(benchmark, run, rounds=cryobench_profile.gpu_rounds, warmup_rounds=1, cold_files=cold_files)
     result = results[-1]
     engine_checks.check_pass(case, spec, config, dataset, result, xp)
     poses = dataset.particles * len(config.grid.matrices) * len(config.shifts.shifts)
-    case.metric(name, stats["median"], "s")
-    case.metric("particles_per_s", dataset.particles / stats["median"], "particles/s", "higher")
-    case.metric("poses_per_s", poses / stats["median"], "poses/s", "higher")
-    case.info(particles=dataset.particles, box=dataset.n, batch=config.batch, batches=result.batches,
+    case.amounts(particles=dataset.particles, poses=poses)
+    case.headline(name)
+    case.rates("particles_per_s", "poses_per_s")
+    case.info(box=dataset.n, batch=config.batch, batches=result.batches,
               rotations=len(config.grid.matrices), grid_step_deg=config.grid.step_deg,
               shifts=len(config.shifts.shifts), r_search=config.r_search, r_reconstruct=config.r_reconstruct,
               insertions=result.insertions, read_compute_overlap_s=engine_checks.overlap(result))

@@ -1,4 +1,4 @@
-"""Data sizes of the three profiles (SPEC section 4). Ratios between profiles are kept."""
+"""Data sizes of the three profiles (``docs/design.md``, benchmark data). Ratios between profiles are kept."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -47,18 +46,6 @@ def smoke_args(bench_dirs) -> list[str]:
             f"--cryobench-project-dir={bench_dirs['project']}",
             f"--cryobench-cache-dir={bench_dirs['cache']}",
             "-p", "no:cacheprovider"]
-
-
-def load_results(out: Path, group: str = "fs") -> dict:
-    """The single result JSON of ``group`` in an output dir."""
-    files = sorted(out.glob(f"*_{group}_benchmark_data.json"))
-    assert len(files) == 1, files
-    return json.loads(files[0].read_text())
-
-
-def leftover_files(*dirs: Path) -> list[Path]:
-    """Files left anywhere below the given directories."""
-    return sorted(p for d in dirs if d.exists() for p in d.rglob("*") if p.is_file())
 
 
 @pytest.fixture

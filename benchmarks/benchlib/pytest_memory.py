@@ -33,14 +33,20 @@ def tree_rss(proc: psutil.Process) -> int:
 
 
 def read_pytest_rates(output_dir: Path) -> dict[str, float]:
-    """The MB/s figures that the pytest run itself reported (its result JSON), by ``case.metric``."""
+    """The MB/s figures that the pytest run itself reported (its schema-2 result JSON), derived from
+    each case's samples by the package's own derivation (``record.derive.figures``)."""
+    from pytest_cryobench.record.derive import figures
+    from pytest_cryobench.record.migrate import update_to_2
+    from pytest_cryobench.record.model import records_of
+
     rates: dict[str, float] = {}
     for path in output_dir.glob("*_fs_*.json"):
-        metrics = json.loads(path.read_text()).get("metrics", {})
-        for case, values in metrics.items():
-            for name, metric in values.items():
-                if metric.get("unit") == "MB/s":
-                    rates[f"{case}.{name}"] = metric["value"]
+        for record in records_of(update_to_2(json.loads(path.read_text()))):
+            if record.outcome != "passed":
+                continue
+            for name, figure in figures(record).items():
+                if figure.unit == "MB/s":
+                    rates[f"{record.test}.{name}"] = figure.value
     return rates
 
 

@@ -1,4 +1,4 @@
-"""Fourier shell correlation, resolution at 0.143, noise substitution and designed half maps.
+"""Fourier shell correlation, resolution at 0.143, and noise substitution for masked FSC.
 
 Conventions
 -----------

@@ -1,0 +1,1 @@
+"""Measurement: clocks and sub-timings, rounds, page cache, filesystems, machine facts, GPUs and backends."""

@@ -1,9 +1,12 @@
 """What a benchmark case uses to time itself and record figures and checks.
 
 A suite's test function receives a :class:`Case` (fixture ``cryobench_case``), runs its timed
-region through :meth:`Case.measure` (pytest-benchmark's ``pedantic`` underneath), then adds
-metrics and known-answer checks. The plugin turns the record into verdicts after the call and
-fails the case on a failed check or a ``slower`` verdict.
+region through :meth:`Case.measure` (pytest-benchmark's ``pedantic`` underneath), which keeps
+every round's samples, then declares its headline (:meth:`Case.headline`), the amounts its rates
+are made of (:meth:`Case.amounts`) and the rates (:meth:`Case.rates`), and adds known-answer
+checks. Figures are derived from these by :mod:`pytest_cryobench.record.derive`. The plugin
+turns the record into verdicts after the call and fails the case on a failed check or a
+``slower`` verdict.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import pytest
 
 from pytest_cryobench.errors import CryobenchWarning  # also importable from here, where it used to live
 from pytest_cryobench.measure import pagecache
-from pytest_cryobench.measure.timing import SubTimings, round_stats
-from pytest_cryobench.record.model import CaseRecord, Metric
+from pytest_cryobench.measure.timing import SubTimings
+from pytest_cryobench.record import derive
+from pytest_cryobench.record.model import CaseRecord
 
 
 class Case:
@@ -47,7 +51,6 @@ class Case:
         if backend is not None:
             record.info["device"] = backend.label
             record.info["backend"] = backend.name
-        self.tolerance: float | None = None
         self.benchmark: Any = None
         self._failed_checks: list[str] = []
 
@@ -57,7 +60,8 @@ class Case:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return self.record.stats
+        """Round statistics of the total (seconds), derived from the samples ({} before any)."""
+        return derive.total_stats(self.record) or {}
 
     def measure(self, benchmark: Any, target: Callable[[SubTimings], Any], *,
                 rounds: int = 3, warmup_rounds: int = 0,
@@ -108,15 +112,16 @@ class Case:
         kept = min(rounds, len(times))
         times = times[-kept:]
         st.rounds = st.rounds[-kept:]
-        self.record.stats = round_stats(times)
-        self.record.timings = {**st.medians(), "total": self.record.stats["median"]}
+        names = list(dict.fromkeys(name for rnd in st.rounds for name in rnd))  # a span missing in a round: 0
+        self.record.samples = {**{name: [rnd.get(name, 0.0) for rnd in st.rounds] for name in names},
+                               "total": [float(t) for t in times]}
         self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
         if cold_files is not None:
             self._record_residency(residencies[-kept:])
         if self.backend is not None and self.backend.is_gpu:
             pool = self.backend.xp.get_default_memory_pool()
             self.record.info["gpu_memory_pool_peak_bytes"] = int(pool.total_bytes())
-        return self.record.stats
+        return self.stats
 
     def _record_residency(self, residencies: list[pagecache.Residency]) -> None:
         self.record.residency = [round(r.fraction, 4) for r in residencies]
@@ -132,11 +137,31 @@ class Case:
             self.record.info["warm_warning"] = message
             warnings.warn(CryobenchWarning(message), stacklevel=2)
 
+    def headline(self, name: str, per: str | None = None) -> None:
+        """Declare the case's headline figure: the total time of a round in seconds, divided by
+        ``amounts[per]`` when given (``per="movies"``: seconds per movie)."""
+        self.record.headline = {"name": name, "per": per}
+
+    def amounts(self, **amounts: float) -> None:
+        """Record what the rates are made of (``bytes=...``, ``particles=...``), per round."""
+        self.record.amounts.update({key: float(value) for key, value in amounts.items()})
+
+    def rates(self, *names: str) -> None:
+        """Declare rates named ``<quantity>_per_s`` (``mb_per_s``, ``particles_per_s``): each
+        round's amount over its total time; the amount must be recorded (:meth:`amounts`)."""
+        for name in names:
+            amount, _, _ = derive.rate_unit(name)
+            if amount not in self.record.amounts:
+                raise ValueError(f"rate {name} needs the amount {amount!r}: record it with case.amounts()")
+            if name not in self.record.rates:
+                self.record.rates.append(name)
+
     def metric(self, name: str, value: float, unit: str, better: str = "lower") -> None:
-        """Record a figure compared with references (``better``: ``"lower"`` or ``"higher"``)."""
+        """Record a figure measured otherwise than by the rounds' clock (a requirement's value),
+        compared with references (``better``: ``"lower"`` or ``"higher"``)."""
         if better not in ("lower", "higher"):
             raise ValueError(f"better must be 'lower' or 'higher', not {better!r}")
-        self.record.metrics[name] = Metric(float(value), unit, better)
+        self.record.values[name] = {"value": float(value), "unit": unit, "better": better}
 
     def check(self, name: str, passed: bool, message: str = "", **figures: Any) -> None:
         """Record a known-answer check; a failed one fails the case whatever its speed."""

@@ -69,3 +69,32 @@ def deselect_unasked_requirements(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
         config.stash[RUN_KEY].requirements_not_asked = len(drop)
+
+
+def case_tolerance(item: pytest.Item) -> float | None:
+    """The ratio of the closest ``@pytest.mark.cryobench_tolerance(ratio)`` marker (on the test, its
+    class or its module's ``pytestmark``), or ``None`` without one.
+
+    Raises
+    ------
+    pytest.UsageError
+        A marker without exactly one ratio of at least 1.0, naming the test and the marker.
+    """
+    marker = item.get_closest_marker("cryobench_tolerance")
+    if marker is None:
+        return None
+    from pytest_cryobench.plugin.options import OptionError, parse_tolerance
+
+    where = f"@pytest.mark.cryobench_tolerance on {item.nodeid}"
+    if len(marker.args) != 1 or marker.kwargs:
+        raise pytest.UsageError(f"{where}: give exactly one ratio, e.g. cryobench_tolerance(1.5)")
+    try:
+        return parse_tolerance(marker.args[0])
+    except OptionError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def check_markers(items: list[pytest.Item]) -> None:
+    """Refuse a bad ``cryobench_tolerance`` marker before any case runs."""
+    for item in items:
+        case_tolerance(item)

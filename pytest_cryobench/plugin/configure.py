@@ -25,6 +25,7 @@ MARKERS = {
     "requirements": "hardware requirement checks (pytest-cryobench)",
     "workflow": "whole-workflow benchmarks (pytest-cryobench)",
     "cryobench_name(template)": "name of the case in result files, formatted with its parameters",
+    "cryobench_tolerance(ratio)": "the case's own allowed slowdown ratio against a reference (noisier IO cases)",
 }
 
 

@@ -65,6 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         from pytest_cryobench.plugin import collection
 
         collection.deselect_unasked_requirements(config, items)
+        collection.check_markers(items)
 
 
 @pytest.hookimpl(wrapper=True)

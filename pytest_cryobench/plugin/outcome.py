@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from pytest_cryobench.plugin.case import CASE_KEY
+from pytest_cryobench.plugin.collection import case_tolerance
 from pytest_cryobench.plugin.session import RUN_KEY
 from pytest_cryobench.record.model import CaseRecord
-from pytest_cryobench.record.verdicts import SLOWER, judge, resolve_tolerance
+from pytest_cryobench.record.verdicts import Verdict, judge, resolve_tolerance
 
 _DONE = pytest.StashKey[bool]()
 
@@ -32,36 +33,32 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
         group, test = case_identity(item)
         record = CaseRecord(group=group, test=test, nodeid=item.nodeid)
         failed_checks: list[str] = []
-        tolerance_default = None
     else:
         record = case.record
         failed_checks = case.failed_checks
-        tolerance_default = case.tolerance
+    tolerance_default = case_tolerance(item)
     set_outcome(record, outcome, reason)
     if tolerance_default is not None:
         record.info["tolerance"] = tolerance_default
     run_context = state.context()
-    metrics = {k: m.to_json() for k, m in record.metrics.items()}
     for comparison in state.comparisons:
         entry = comparison.entry(record.group, record.test)
-        verdict = judge(group=record.group, outcome=outcome, reason=reason, warm=record.warm,
-                        metrics=metrics, run_context=run_context, ref_context=comparison.context,
-                        ref_entry=entry,
+        verdict = judge(run=record, run_context=run_context, ref_context=comparison.context, ref=entry,
                         tolerance=resolve_tolerance(state.settings.tolerance, entry, tolerance_default))
         record.verdicts[comparison.name] = verdict.to_json()
     state.records.append(record)
     if case is not None and getattr(case, "benchmark", None) is not None:
-        case.benchmark.extra_info.update({
-            "cryobench_timings": record.timings, "cryobench_tags": record.tags,
-            "cryobench_metrics": metrics, "cryobench_checks": record.checks,
-            "cryobench_verdicts": record.verdicts})
+        # pytest-benchmark keeps its own statistics of the rounds; the figures are in the result
+        # files: say which case this is and how it was judged.
+        case.benchmark.extra_info.update({"cryobench_case": f"{record.group}/{record.test}",
+                                          "cryobench_verdicts": record.verdicts})
     if outcome != "passed":
         return None
     if failed_checks:
         lead = "below the minimum requirement: " if record.group == "requirements" else "wrong answer: "
         set_outcome(record, "failed", lead + "; ".join(c.removeprefix("minimum: ") for c in failed_checks))
         return record.reason
-    slower = [f"{name}: {v['detail']}" for name, v in record.verdicts.items() if v["verdict"] == SLOWER]
+    slower = [f"{name}: {v['detail']}" for name, v in record.verdicts.items() if v["verdict"] == Verdict.SLOWER]
     if slower and not state.settings.no_fail:
         set_outcome(record, "failed", "slower than " + "; ".join(slower))
         return record.reason

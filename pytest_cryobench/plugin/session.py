@@ -121,7 +121,7 @@ def command_line() -> str:
 
 
 def build_test_info(state: RunState, instance_information: dict[str, Any]) -> dict[str, Any]:
-    """``test_info`` of the result files (SPEC section 6)."""
+    """``test_info`` of the result files (``docs/design.md``, the result record)."""
     s = state.settings
     plan = state.decided_plan
     gpu = plan.devices[0] if plan is not None and plan.devices else None

@@ -19,28 +19,25 @@ data, or not measured there) and ``could not run``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_cryobench.measure.timing import TAGS
-from pytest_cryobench.record.model import GROUPS
+from pytest_cryobench.record import derive
+from pytest_cryobench.record.derive import headline_seconds
+from pytest_cryobench.record.model import GROUPS, CaseRecord
 from pytest_cryobench.record.references import Comparison
 from pytest_cryobench.record.text import format_seconds
-from pytest_cryobench.record.verdicts import (
-    COULD_NOT_RUN,
-    FASTER,
-    NOT_COMPARABLE,
-    PASS,
-    SLOWER,
-    Verdict,
-    judge,
-    resolve_tolerance,
-)
+from pytest_cryobench.record.verdicts import Judgement, Verdict, judge, resolve_tolerance
 
-MARK_LABEL = {SLOWER: "SLOWER", FASTER: "faster", NOT_COMPARABLE: "n/c", COULD_NOT_RUN: "could not run",
-              PASS: "", "checks failed": "CHECKS FAILED", "absent": "-",
-              "below recommended": "below recommended", "below minimum": "BELOW MINIMUM"}
-CHANGED = frozenset({SLOWER, FASTER, "checks failed"})
+#: A cell's mark: ``"ref"`` on the reference column, ``""`` on sub-timing rows, else a Verdict.
+REF_MARK = "ref"
+MARK_LABEL = {Verdict.SLOWER: "SLOWER", Verdict.FASTER: "faster", Verdict.NOT_COMPARABLE: "n/c",
+              Verdict.COULD_NOT_RUN: "could not run", Verdict.PASS: "", Verdict.CHECKS_FAILED: "CHECKS FAILED",
+              Verdict.ABSENT: "-", Verdict.BELOW_RECOMMENDED: "below recommended",
+              Verdict.BELOW_MINIMUM: "BELOW MINIMUM"}
+CHANGED = frozenset({Verdict.SLOWER, Verdict.FASTER, Verdict.CHECKS_FAILED})
+NOT_JUDGED = frozenset({Verdict.NOT_COMPARABLE, Verdict.COULD_NOT_RUN, Verdict.ABSENT})
 
 
 @dataclasses.dataclass
@@ -51,6 +48,8 @@ class Cell:
     ----------
     seconds : float or None
         The time (s); ``None`` when the column has no figure here.
+    spread : float or None
+        Half the IQR of that time over its rounds, seconds, on the same scale (``None`` unknown).
     pct : float or None
         Share in percent (see the module docstring).
     speedup : float or None
@@ -64,6 +63,7 @@ class Cell:
     """
 
     seconds: float | None = None
+    spread: float | None = None
     pct: float | None = None
     speedup: float | None = None
     mark: str = ""
@@ -115,7 +115,7 @@ class CompareTable:
     def regressions(self) -> list[tuple[Row, str, str]]:
         """``(row, column name, detail)`` of every test cell marked slower."""
         return [(row, self.columns[i].name, cell.detail) for row in self.rows if row.timing is None
-                for i, cell in enumerate(row.cells) if cell.mark == SLOWER]
+                for i, cell in enumerate(row.cells) if cell.mark == Verdict.SLOWER]
 
     def notes(self) -> list[str]:
         """Why columns were not comparable or could not run (each reason once per column)."""
@@ -124,21 +124,10 @@ class CompareTable:
             if row.timing is not None:
                 continue
             for column, cell in zip(self.columns, row.cells, strict=True):
-                if cell.mark in (NOT_COMPARABLE, COULD_NOT_RUN, "checks failed") and cell.detail:
+                if cell.mark in (Verdict.NOT_COMPARABLE, Verdict.COULD_NOT_RUN, Verdict.CHECKS_FAILED) and cell.detail:
                     key = (column.name, MARK_LABEL[cell.mark], cell.detail)
                     seen[key] = seen.get(key, 0) + 1
         return [f"{name}: {count} test(s) {label}: {detail}" for (name, label, detail), count in seen.items()]
-
-
-def headline_seconds(entry: Mapping[str, Any] | None) -> float | None:
-    """A test's time: its first metric in seconds, else its ``total`` timing."""
-    if not entry:
-        return None
-    for metric in entry.get("metrics", {}).values():
-        if metric.get("unit") == "s":
-            return float(metric["value"])
-    total = entry.get("timings", {}).get("total")
-    return float(total) if total is not None else None
 
 
 def _test_order(columns: Sequence[Comparison], reference: int) -> list[tuple[str, str]]:
@@ -148,53 +137,62 @@ def _test_order(columns: Sequence[Comparison], reference: int) -> list[tuple[str
     return sorted(keys, key=lambda key: rank.get(key[0], len(GROUPS)))  # stable: keeps test order
 
 
-def _requirement_cell(entry: Mapping[str, Any] | None, column: Comparison) -> Cell:
+def _requirement_cell(entry: CaseRecord | None, column: Comparison) -> Cell:
     """A requirement is judged on its own tiers, not against the reference: the cell shows the
     measured value and the tier it reached."""
-    from pytest_cryobench.requirements.tiers import format_value
+    from pytest_cryobench.record.text import format_value
 
     if entry is None:
-        return Cell(mark="absent", detail=f"{column.name} has no such requirement")
-    req = entry.get("requirement")
+        return Cell(mark=Verdict.ABSENT, detail=f"{column.name} has no such requirement")
+    req = entry.info.get("requirement")
     if req is None:
-        return Cell(mark=COULD_NOT_RUN, detail=entry.get("reason") or "it did not run")
-    return Cell(mark=req["tier"], detail=req.get("detail", ""), text=format_value(req["value"], req["unit"]))
+        return Cell(mark=Verdict.COULD_NOT_RUN, detail=entry.reason or "it did not run")
+    return Cell(mark=Verdict(req["tier"]), detail=req.get("detail", ""), text=format_value(req["value"], req["unit"]))
 
 
-def _test_cell(group: str, test: str, entry: Mapping[str, Any] | None, column: Comparison, ref: Comparison,
+def _spread_seconds(entry: CaseRecord | None) -> float | None:
+    """Half the IQR of the time :func:`headline_seconds` shows, on its scale."""
+    if entry is None:
+        return None
+    figure = next((f for f in derive.figures(entry).values() if f.unit == "s"), None)
+    if figure is not None:
+        return figure.spread
+    return derive.spread_of(derive.total_stats(entry))
+
+
+def _test_cell(group: str, test: str, entry: CaseRecord | None, column: Comparison, ref: Comparison,
                is_reference: bool, tolerance: float | None, group_total: float) -> Cell:
     if group == "requirements":
         return _requirement_cell(entry, column)
     seconds = headline_seconds(entry)
     pct = 100.0 * seconds / group_total if seconds is not None and group_total > 0 else None
     if entry is None:
-        return Cell(mark="absent", detail=f"{column.name} has no such test")
+        return Cell(mark=Verdict.ABSENT, detail=f"{column.name} has no such test")
+    spread = _spread_seconds(entry)
     if is_reference:
-        return Cell(seconds, pct, None, "ref")
+        return Cell(seconds, spread, pct, None, REF_MARK)
     ref_entry = ref.entry(group, test)
-    verdict = _verdict(group, entry, column, ref, ref_entry, tolerance)
+    verdict = _verdict(entry, column, ref, ref_entry, tolerance)
     mark = verdict.verdict
-    if mark in (PASS, SLOWER, FASTER) and entry.get("checks_passed") is False:
-        mark = "checks failed"
+    if mark in (Verdict.PASS, Verdict.SLOWER, Verdict.FASTER) and not entry.checks_passed:
+        mark = Verdict.CHECKS_FAILED
     ref_seconds = headline_seconds(ref_entry)
     speedup = None
-    if mark not in (NOT_COMPARABLE, COULD_NOT_RUN) and seconds and ref_seconds:
+    if mark not in NOT_JUDGED and seconds and ref_seconds:
         speedup = ref_seconds / seconds
     detail = verdict.detail
-    if mark == "checks failed":
+    if mark == Verdict.CHECKS_FAILED:
         detail = "its known-answer checks failed: the time is of a wrong answer"
-    return Cell(seconds, pct, speedup, mark, detail)
+    return Cell(seconds, spread, pct, speedup, mark, detail)
 
 
-def _verdict(group: str, entry: Mapping[str, Any], column: Comparison, ref: Comparison,
-             ref_entry: Mapping[str, Any] | None, tolerance: float | None) -> Verdict:
+def _verdict(entry: CaseRecord, column: Comparison, ref: Comparison, ref_entry: CaseRecord | None,
+             tolerance: float | None) -> Judgement:
     """The plugin's verdict of ``column``'s test against the reference column, with "here" in
     its words naming the column."""
-    verdict = judge(group=group, outcome=entry.get("outcome", "passed"), reason=entry.get("reason"),
-                    warm=bool(entry.get("warm")), metrics=entry.get("metrics", {}), run_context=column.context,
-                    ref_context=ref.context, ref_entry=ref_entry,
-                    tolerance=resolve_tolerance(tolerance, ref_entry, entry.get("tolerance")))
-    if verdict.verdict == NOT_COMPARABLE:
+    verdict = judge(run=entry, run_context=column.context, ref_context=ref.context, ref=ref_entry,
+                    tolerance=resolve_tolerance(tolerance, ref_entry, entry.tolerance))
+    if verdict.verdict == Verdict.NOT_COMPARABLE:
         verdict = dataclasses.replace(verdict, detail=verdict.detail.replace(" here,", f" in {column.name},"))
     return verdict
 
@@ -230,31 +228,31 @@ def build_table(columns: Sequence[Comparison], reference: int = 0, *, tolerance:
                                     tolerance, totals[(i, group)]))
         if only_changed and not any(cell.mark in CHANGED for cell in cells):
             continue
-        entries = [column.entry(group, test) or {} for column in columns]
+        entries = [column.entry(group, test) for column in columns]
         rows.append(Row(group, test, None, [], cells))
         if detail:
             rows.extend(_sub_rows(group, test, entries, reference, cells))
     return CompareTable(columns, reference, tolerance, rows)
 
 
-def _sub_rows(group: str, test: str, entries: list[Mapping[str, Any]], reference: int,
+def _sub_rows(group: str, test: str, entries: list[CaseRecord | None], reference: int,
               test_cells: list[Cell]) -> list[Row]:
-    names = list(dict.fromkeys(name for e in entries for name in e.get("timings", {}) if name != "total"))
+    medians = [derive.timings(e) if e is not None else {} for e in entries]
+    names = list(dict.fromkeys(name for m in medians for name in m if name != "total"))
     rows = []
-    ref_timings = entries[reference].get("timings", {})
+    ref_timings = medians[reference]
     for name in names:
-        tags = next((list(e["tags"][name]) for e in entries if name in e.get("tags", {})), [])
+        tags = next((list(e.tags[name]) for e in entries if e is not None and name in e.tags), [])
         cells = []
-        for i, entry in enumerate(entries):
-            timings = entry.get("timings", {})
+        for i, timings in enumerate(medians):
             seconds = timings.get(name)
             total = timings.get("total")
             pct = 100.0 * seconds / total if seconds is not None and total else None
             speedup = None
-            comparable = test_cells[i].mark not in (NOT_COMPARABLE, COULD_NOT_RUN, "absent")
+            comparable = test_cells[i].mark not in NOT_JUDGED
             if i != reference and comparable and seconds and ref_timings.get(name):
                 speedup = ref_timings[name] / seconds
-            cells.append(Cell(seconds, pct, speedup))
+            cells.append(Cell(seconds, None, pct, speedup))
         rows.append(Row(group, test, name, tags, cells))
     return rows
 
@@ -262,8 +260,8 @@ def _sub_rows(group: str, test: str, entries: list[Mapping[str, Any]], reference
 def _speedup_text(cell: Cell) -> str:
     if cell.text is not None:
         return MARK_LABEL.get(cell.mark, cell.mark) or cell.mark
-    if cell.mark == "ref":
-        return "ref"
+    if cell.mark == REF_MARK:
+        return REF_MARK
     label = MARK_LABEL.get(cell.mark, cell.mark)
     if cell.speedup is None:
         return label or "-"

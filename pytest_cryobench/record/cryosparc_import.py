@@ -9,8 +9,10 @@ CryoSPARC's Benchmark job writes one JSON document per test group, shaped like::
                    "gpu_name": "...", "gpu_bus_id": "..."}}
 
 :func:`convert` turns such documents into this project's reference format (schema
-``reference-1``). Tests that measure the same thing under the same name here are mapped to their
-counterparts; the rest are kept, with their timings, and marked not comparable. CryoSPARC ran on
+``reference-2``; CryoSPARC keeps medians only, so each case holds them as its ``summary``, with
+no samples, as a case read from schema 1 does). Tests that measure the same thing under the same
+name here are mapped to their counterparts; the rest are kept, with their timings, and marked not
+comparable. CryoSPARC ran on
 its own data set and on a GPU, so the reference has profile ``full`` (the data set's shapes),
 data ``cryosparc`` and backend ``cupy``: only a run with ``--cryobench-data`` pointing at the
 real data set, ``--cryobench-profile full`` and a GPU is compared with it; anything else is
@@ -101,7 +103,7 @@ def _safe_name(text: str) -> str:
 
 def convert(docs: Sequence[Mapping[str, Any]], name: str, *, sources: Sequence[Path] = (),
             device: str = "gpu0", description: str = "", command: str = "") -> dict[str, Any]:
-    """Reference document (schema ``reference-1``) from CryoSPARC Benchmark result documents.
+    """Reference document (schema ``reference-2``) from CryoSPARC Benchmark result documents.
 
     Parameters
     ----------
@@ -124,7 +126,8 @@ def convert(docs: Sequence[Mapping[str, Any]], name: str, *, sources: Sequence[P
         A document is not a CryoSPARC Benchmark result, its type is unknown, a group appears twice,
         or a timing is not a number.
     """
-    from pytest_cryobench.record.references import validate
+    from pytest_cryobench.record.migrate import reference_to_2
+    from pytest_cryobench.record.references import REFERENCE_SCHEMA_VERSION, validate
 
     labels = [str(p) for p in sources] or [f"document {i + 1}" for i in range(len(docs))]
     if not docs:
@@ -174,5 +177,6 @@ def convert(docs: Sequence[Mapping[str, Any]], name: str, *, sources: Sequence[P
         "instance_information": instance,
         "tests": tests,
     }
-    validate(ref, "reference-1.schema.json", Path(f"<{ref['name']}>"), "imported reference")
+    ref = reference_to_2(ref, origin="cryosparc")
+    validate(ref, f"reference-{REFERENCE_SCHEMA_VERSION}.schema.json", Path(f"<{ref['name']}>"), "imported reference")
     return ref

@@ -54,8 +54,9 @@ def report_data(table: CompareTable, title: str) -> dict[str, Any]:
         for row in table.rows:
             if row.group != group:
                 continue
-            cells = [{"seconds": cell.seconds, "pct": cell.pct, "speedup": cell.speedup, "text": cell.text,
-                      "mark": cell.mark, "label": MARK_LABEL.get(cell.mark, cell.mark), "detail": cell.detail}
+            cells = [{"seconds": cell.seconds, "spread": cell.spread, "pct": cell.pct, "speedup": cell.speedup,
+                      "text": cell.text, "mark": cell.mark, "label": MARK_LABEL.get(cell.mark, cell.mark),
+                      "detail": cell.detail}
                      for cell in row.cells]
             if row.timing is None:
                 tests.append({"test": row.test, "cells": cells, "subs": []})

@@ -1,9 +1,10 @@
 """The result record of a run: one :class:`CaseRecord` per case, written per group as JSON and CSV.
 
-File names and shape follow CryoSPARC's Benchmark job (``<run-id>_<group>_benchmark_data.json``
-with ``type``, ``timings``, ``test_info``), extended with ``stats``, ``checks``, ``metrics``,
-``tags`` and ``status``. Files are written atomically: an interrupted run leaves complete files
-or none.
+File names follow CryoSPARC's Benchmark job (``<run-id>_<group>_benchmark_data.json``), and each
+file keeps its shape (``type``, ``timings`` of median seconds, ``test_info``) as a view derived on
+write. The record itself (schema 2, ``schemas/result-2.schema.json``) is one object per case under
+``tests``, holding each number once (see :class:`CaseRecord` and ``docs/design.md``). Files are
+written atomically: an interrupted run leaves complete files or none.
 """
 
 from __future__ import annotations
@@ -11,42 +12,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_cryobench.measure.fsutil import atomic_write
+from pytest_cryobench.record import derive
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
 RESULT_KIND = "cryobench-result"
 GROUPS = ("fs", "cpu", "gpu", "requirements", "workflow")
 
 
 @dataclasses.dataclass
-class Metric:
-    """One reported figure of a case.
-
-    Attributes
-    ----------
-    value : float
-        The figure (a median over rounds for times and the rates derived from them).
-    unit : str
-        ``"s"``, ``"particles/s"``, ``"MB/s"``, ...
-    better : {"lower", "higher"}
-        Which direction is an improvement; decides how a verdict reads the ratio.
-    """
-
-    value: float
-    unit: str
-    better: str = "lower"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "unit": self.unit, "better": self.better}
-
-
-@dataclasses.dataclass
 class CaseRecord:
-    """Everything recorded for one case of one run.
+    """Everything recorded for one case of one run (or of a reference), each number once.
+
+    Stats, medians, the headline's value and the rates are not stored: they are computed from
+    ``samples`` and ``amounts`` by :mod:`pytest_cryobench.record.derive`.
 
     Attributes
     ----------
@@ -56,14 +39,21 @@ class CaseRecord:
         The case's name in result files (``particle_random_read``, ``fsc_loose[gpu0]``).
     nodeid : str
         pytest node id.
-    timings : dict
-        Median seconds of each sub-timing, plus ``total``.
+    samples : dict of list of float
+        Seconds of every timed round: ``total`` and each sub-timing (same length, round order).
     tags : dict
         Component tags of each sub-timing.
-    stats : dict
-        Round statistics of the total (see :func:`pytest_cryobench.measure.timing.round_stats`).
-    metrics : dict of Metric
-        Named figures compared with references.
+    amounts : dict of float
+        What rates are made of: ``bytes``, ``particles``, ``movies``, ``poses``, ...
+    headline : dict or None
+        ``{"name": ..., "per": amount or None}``: the case's headline figure is the total time of
+        a round divided by ``amounts[per]`` (seconds per movie), or the total itself.
+    rates : list of str
+        Rates the case reports, named ``<quantity>_per_s`` (see
+        :func:`pytest_cryobench.record.derive.rate_unit`): ``amount / total`` of each round.
+    values : dict
+        Figures measured otherwise than by the rounds' clock (requirements):
+        ``{name: {"value", "unit", "better"}}``.
     checks : dict
         Known-answer checks: ``passed`` and the figures they looked at.
     outcome : str
@@ -77,16 +67,24 @@ class CaseRecord:
     verdicts : dict
         Verdict per reference name (see :mod:`pytest_cryobench.record.verdicts`).
     info : dict
-        Anything else worth keeping (threads used, bytes read, device, ...).
+        Anything else worth keeping (threads used, device, ``tolerance``, ``requirement``, ...).
+    summary : dict or None
+        Only in a record read from a schema-1 file (or imported from CryoSPARC), which kept medians
+        and no samples: ``{"from": ..., "metrics": {...}, "timings": {...}, "stats": {...}}`` as
+        they were written.
+    not_comparable : str or None
+        Why an imported figure has no counterpart here (a CryoSPARC figure of another test).
     """
 
     group: str
     test: str
-    nodeid: str
-    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    nodeid: str = ""
+    samples: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     tags: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    stats: dict[str, float] = dataclasses.field(default_factory=dict)
-    metrics: dict[str, Metric] = dataclasses.field(default_factory=dict)
+    amounts: dict[str, float] = dataclasses.field(default_factory=dict)
+    headline: dict[str, Any] | None = None
+    rates: list[str] = dataclasses.field(default_factory=list)
+    values: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     checks: dict[str, Any] = dataclasses.field(default_factory=dict)
     outcome: str = "passed"
     reason: str | None = None
@@ -94,49 +92,73 @@ class CaseRecord:
     residency: list[float] = dataclasses.field(default_factory=list)
     verdicts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    not_comparable: str | None = None
 
     @property
     def checks_passed(self) -> bool:
         return bool(self.checks.get("passed", True))
 
+    @property
+    def tolerance(self) -> float | None:
+        """The case's own tolerance (noisier IO cases carry one), if any."""
+        value = self.info.get("tolerance")
+        return None if value is None else float(value)
+
+    def to_json(self) -> dict[str, Any]:
+        """The case's object in a schema-2 file (``group`` and ``test`` are its keys there)."""
+        out = {"nodeid": self.nodeid, "outcome": self.outcome, "reason": self.reason,
+               "samples": {k: [float(x) for x in v] for k, v in self.samples.items()},
+               "tags": {k: list(v) for k, v in self.tags.items()}, "amounts": dict(self.amounts),
+               "headline": self.headline, "rates": list(self.rates), "values": dict(self.values),
+               "checks": dict(self.checks), "warm": self.warm, "residency": list(self.residency),
+               "info": self.info, "verdicts": self.verdicts}
+        if self.summary is not None:
+            out["summary"] = self.summary
+        if self.not_comparable:
+            out["not_comparable"] = self.not_comparable
+        return out
+
+    @classmethod
+    def from_json(cls, group: str, test: str, obj: Mapping[str, Any]) -> CaseRecord:
+        """The record of one case object of a schema-2 file."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"group", "test"}
+        return cls(group=group, test=test, **{k: v for k, v in obj.items() if k in fields})
+
 
 def group_document(group: str, records: Iterable[CaseRecord], test_info: dict[str, Any],
                    run_id: str) -> dict[str, Any]:
-    """The JSON document of one group (SPEC section 6)."""
-    doc: dict[str, Any] = {
+    """The schema-2 JSON document of one group: one object per case under ``tests``, and the
+    CryoSPARC-shaped view (``type``, ``timings`` of median seconds per sub-timing of the cases that
+    were timed, ``test_info``), derived here and never read back."""
+    records = list(records)
+    return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": RESULT_KIND,
         "type": group,
         "run_id": run_id,
-        "timings": {}, "tags": {}, "stats": {}, "metrics": {}, "checks": {}, "status": {},
         "test_info": test_info,
+        "tests": {rec.test: rec.to_json() for rec in records},
+        "timings": {rec.test: medians for rec in records if (medians := derive.timings(rec))},
     }
-    for rec in records:
-        doc["timings"][rec.test] = dict(rec.timings)
-        doc["tags"][rec.test] = {k: list(v) for k, v in rec.tags.items()}
-        doc["stats"][rec.test] = dict(rec.stats)
-        doc["metrics"][rec.test] = {k: m.to_json() for k, m in rec.metrics.items()}
-        doc["checks"][rec.test] = dict(rec.checks)
-        doc["status"][rec.test] = {
-            "outcome": rec.outcome, "reason": rec.reason, "warm": rec.warm,
-            "residency": list(rec.residency), "verdicts": rec.verdicts, "nodeid": rec.nodeid,
-            "info": rec.info,
-        }
-    return doc
+
+
+def records_of(doc: Mapping[str, Any]) -> list[CaseRecord]:
+    """The records of one schema-2 group document."""
+    return [CaseRecord.from_json(doc["type"], test, obj) for test, obj in doc["tests"].items()]
 
 
 CSV_COLUMNS = ("type", "test", "timing", "value", "unit", "tags")
 
 
-def csv_rows(doc: dict[str, Any]) -> list[tuple]:
-    """One row per test and timing (seconds), then one per test and metric."""
+def csv_rows(doc: Mapping[str, Any]) -> list[tuple]:
+    """One row per test and timing (median seconds), then one per test and figure."""
     rows = []
-    for test, timings in doc["timings"].items():
-        tags = doc["tags"].get(test, {})
-        for name, seconds in timings.items():
-            rows.append((doc["type"], test, name, seconds, "s", " ".join(tags.get(name, []))))
-        for name, metric in doc["metrics"].get(test, {}).items():
-            rows.append((doc["type"], test, name, metric["value"], metric["unit"], ""))
+    for rec in records_of(doc):
+        for name, seconds in derive.timings(rec).items():
+            rows.append((doc["type"], rec.test, name, seconds, "s", " ".join(rec.tags.get(name, []))))
+        for name, figure in derive.figures(rec).items():
+            rows.append((doc["type"], rec.test, name, figure.value, figure.unit, ""))
     return rows
 
 

@@ -1,7 +1,8 @@
 """Reference and baseline files: loading, schema validation, lookup by name, and saving a run.
 
-A *reference* is a versioned JSON document (``schemas/reference-1.schema.json``) measured by
-running this suite on a named machine. A *baseline* is a previous run's own result file; its
+A *reference* is a versioned JSON document (``schemas/reference-2.schema.json``: one object per
+case, as in result files; schema-1 files are read through :mod:`pytest_cryobench.record.migrate`)
+measured by running this suite on a named machine. A *baseline* is a previous run's own result file; its
 sibling group files of the same run (``<run-id>_<group>_benchmark_data.json``) are loaded with it.
 Both become a :class:`Comparison` that verdicts are computed against.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -19,9 +21,12 @@ from typing import Any
 
 from pytest_cryobench import __version__
 from pytest_cryobench.errors import ResultFileError
-from pytest_cryobench.record.model import GROUPS, RESULT_KIND
+from pytest_cryobench.record.migrate import reference_to_2, result_to_2
+from pytest_cryobench.record.model import GROUPS, RESULT_KIND, CaseRecord, records_of
 
-REFERENCE_SCHEMA_VERSION = 1
+REFERENCE_SCHEMA_VERSION = 2
+#: Schema versions read, each with its schema file and its migration to the current one.
+READABLE_VERSIONS = (1, 2)
 REFERENCE_KIND = "cryobench-reference"
 _SCHEMAS = Path(__file__).with_name("schemas")
 _RESULT_NAME = re.compile(r"^(?P<run>.+)_(?P<group>[a-z]+)_benchmark_data\.json$")
@@ -29,10 +34,16 @@ _RESULT_NAME = re.compile(r"^(?P<run>.+)_(?P<group>[a-z]+)_benchmark_data\.json$
 
 @cache
 def _validator(name: str):
+    """A validator of one schema file; ``$ref`` between the files resolve, and the ``finite``
+    format rejects NaN and infinities (which JSON-schema's number type lets through)."""
     import jsonschema
+    from referencing import Registry, Resource
 
-    schema = json.loads((_SCHEMAS / name).read_text())
-    return jsonschema.Draft202012Validator(schema)
+    schemas = {path.name: json.loads(path.read_text()) for path in _SCHEMAS.glob("*.schema.json")}
+    registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())
+    checker = jsonschema.FormatChecker()
+    checker.checks("finite")(lambda value: not isinstance(value, float) or math.isfinite(value))
+    return jsonschema.Draft202012Validator(schemas[name], registry=registry, format_checker=checker)
 
 
 def validate(doc: Any, schema_file: str, path: Path, what: str) -> None:
@@ -74,7 +85,8 @@ class Comparison:
     context : dict
         ``profile``, ``backend`` and ``data`` it was measured with.
     tests : dict
-        ``{(group, test): {"metrics": {...}, "outcome": ..., "tolerance": ...}}``.
+        ``{(group, test): CaseRecord}``; figures come from
+        :mod:`pytest_cryobench.record.derive`.
     kind : {"reference", "baseline", "run"}
         ``run``: a result file read by ``cryobench compare``/``report``.
     meta : dict
@@ -85,22 +97,22 @@ class Comparison:
     name: str
     path: Path
     context: Mapping[str, Any]
-    tests: Mapping[tuple[str, str], Mapping[str, Any]]
+    tests: Mapping[tuple[str, str], CaseRecord]
     kind: str = "reference"
     meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def entry(self, group: str, test: str) -> Mapping[str, Any] | None:
+    def entry(self, group: str, test: str) -> CaseRecord | None:
         return self.tests.get((group, test))
 
 
-def _check_version(doc: Any, path: Path, what: str, kind: str, version: int) -> None:
+def _check_version(doc: Any, path: Path, what: str, kind: str, version: int = REFERENCE_SCHEMA_VERSION) -> None:
     if not isinstance(doc, dict):
         raise ResultFileError(f"{what} {path} is not a JSON object")
     if doc.get("kind") != kind:
         raise ResultFileError(f"{what} {path} is not a pytest-cryobench {kind.split('-')[1]} file "
                               f"(its 'kind' is {doc.get('kind')!r})")
     found = doc.get("schema_version")
-    if found != version:
+    if found not in READABLE_VERSIONS:
         if isinstance(found, int) and found > version:
             advice = ": it was written by a newer pytest-cryobench; upgrade this one to read it"
         elif isinstance(found, int):
@@ -110,13 +122,17 @@ def _check_version(doc: Any, path: Path, what: str, kind: str, version: int) -> 
             advice = ": the file is damaged or was not written by pytest-cryobench"
         raise ResultFileError(
             f"{what} {path} has schema version {found!r}; this pytest-cryobench ({__version__}) reads "
-            f"version {version}{advice}")
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}{advice}")
 
 
 def comparison_from_reference(doc: Mapping[str, Any], path: Path) -> Comparison:
-    _check_version(doc, path, "reference", REFERENCE_KIND, REFERENCE_SCHEMA_VERSION)
-    validate(doc, "reference-1.schema.json", path, "reference")
-    tests = {(group, test): entry for group, entries in doc["tests"].items() for test, entry in entries.items()}
+    """A reference document of schema 1 or 2, checked against its schema (schema 1 migrated)."""
+    _check_version(doc, path, "reference", REFERENCE_KIND)
+    validate(doc, f"reference-{doc['schema_version']}.schema.json", path, "reference")
+    if doc["schema_version"] == 1:
+        doc = reference_to_2(doc)
+    tests = {(group, test): CaseRecord.from_json(group, test, obj)
+             for group, entries in doc["tests"].items() for test, obj in entries.items()}
     context = {"profile": doc["profile"], "backend": doc["backend"], "data": doc["data"]}
     meta = {key: doc.get(key) for key in ("instance_information", "created_at", "description", "command",
                                           "cryobench_version", "source_run", "imported_from")}
@@ -124,36 +140,16 @@ def comparison_from_reference(doc: Mapping[str, Any], path: Path) -> Comparison:
 
 
 def load_result(path: Path, what: str = "result file") -> dict[str, Any]:
+    """One group file of a run as a schema-2 document (a schema-1 file is checked, then migrated)."""
     doc = read_json(path, what)
-    _check_version(doc, path, what, RESULT_KIND, 1)
-    validate(doc, "result-1.schema.json", path, what)
-    return doc
+    _check_version(doc, path, what, RESULT_KIND)
+    validate(doc, f"result-{doc['schema_version']}.schema.json", path, what)
+    return result_to_2(doc) if doc["schema_version"] == 1 else doc
 
 
-def result_tests(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per-test entries (reference shape) of one result document."""
-    group = doc["type"]
-    tests = {}
-    for test, status in doc["status"].items():
-        metrics = {name: dict(m) for name, m in doc["metrics"].get(test, {}).items()}
-        iqr = doc["stats"].get(test, {}).get("iqr")
-        for metric in metrics.values():
-            if metric.get("unit") == "s":
-                metric.setdefault("iqr", iqr)
-        entry = {"outcome": status["outcome"], "metrics": metrics,
-                 "timings": doc["timings"].get(test, {}), "tags": doc.get("tags", {}).get(test, {}),
-                 "checks_passed": bool(doc["checks"].get(test, {}).get("passed", True))}
-        if status.get("warm"):
-            entry["warm"] = True
-        if status.get("reason"):
-            entry["reason"] = status["reason"]
-        if status.get("info", {}).get("requirement"):
-            entry["requirement"] = status["info"]["requirement"]
-        tolerance = status.get("info", {}).get("tolerance")
-        if tolerance is not None:
-            entry["tolerance"] = tolerance
-        tests[(group, test)] = entry
-    return tests
+def result_tests(doc: Mapping[str, Any]) -> dict[tuple[str, str], CaseRecord]:
+    """The records of one (schema-2) result document by ``(group, test)``."""
+    return {(rec.group, rec.test): rec for rec in records_of(doc)}
 
 
 def run_context(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,7 +174,7 @@ def load_baseline(path: Path, kind: str = "baseline") -> Comparison:
     ``cryobench compare`` (named by its run id alone).
     """
     docs = [load_result(p, "result file" if kind == "run" else kind) for p in sibling_result_files(Path(path))]
-    tests: dict[tuple[str, str], dict[str, Any]] = {}
+    tests: dict[tuple[str, str], CaseRecord] = {}
     for doc in docs:
         tests.update(result_tests(doc))
     run_id = docs[0]["run_id"]
@@ -252,8 +248,10 @@ def make_reference(docs: list[Mapping[str, Any]], name: str, description: str = 
     info = docs[0]["test_info"]
     tests: dict[str, dict[str, Any]] = {}
     for doc in docs:
-        for (group, test), entry in result_tests(doc).items():
-            tests.setdefault(group, {})[test] = entry
+        for rec in records_of(doc):
+            case = rec.to_json()
+            case["verdicts"] = {}  # against the run's own references: not part of a reference
+            tests.setdefault(rec.group, {})[rec.test] = case
     ref = {
         "schema_version": REFERENCE_SCHEMA_VERSION,
         "kind": REFERENCE_KIND,
@@ -269,7 +267,7 @@ def make_reference(docs: list[Mapping[str, Any]], name: str, description: str = 
         "instance_information": info["instance_information"],
         "tests": tests,
     }
-    validate(ref, "reference-1.schema.json", Path(f"<{name}>"), "reference")
+    validate(ref, f"reference-{REFERENCE_SCHEMA_VERSION}.schema.json", Path(f"<{name}>"), "reference")
     return ref
 
 

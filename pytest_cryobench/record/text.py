@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
+from pytest_cryobench.record.verdicts import Verdict
 
 OUTCOME_LABEL = {"failed": "FAILED", "error": "ERROR", "skipped": "could not run"}
 
@@ -33,43 +36,46 @@ def format_rate(value: float, unit: str) -> str:
     return f"{text} {unit}"
 
 
-def primary_metric(record: CaseRecord) -> tuple[str, float | None, str]:
-    """The case's headline time: its first metric in seconds, else the total."""
-    for name, metric in record.metrics.items():
-        if metric.unit == "s":
-            return name, metric.value, "s"
-    return "total", record.timings.get("total"), "s"
+def primary_metric(record: CaseRecord) -> derive.Figure | None:
+    """The case's headline figure when it is a time (else ``None``: the summary shows the total)."""
+    figure = derive.headline(record)
+    return figure if figure is not None and figure.unit == "s" else None
 
 
 def verdict_cell(verdict: dict | None) -> str:
     if not verdict:
         return "-"
-    kind = verdict["verdict"]
+    kind = Verdict(verdict["verdict"])
     ratio = verdict.get("slowdown")
-    if kind in ("pass", "slower", "faster") and ratio is not None:
-        label = "SLOWER" if kind == "slower" else kind
+    if kind in (Verdict.PASS, Verdict.SLOWER, Verdict.FASTER) and ratio is not None:
+        label = "SLOWER" if kind == Verdict.SLOWER else kind.value
         return f"{label} {ratio:.2f}x"
-    return kind
+    return kind.value
 
 
 def table_rows(records: Iterable[CaseRecord], comparisons: Sequence[str]) -> list[list[str]]:
     header = ["test", "metric", "median", "spread", "unit", "rate", *[f"vs {c}" for c in comparisons]]
     rows = [header]
     for rec in records:
-        name, median, unit = primary_metric(rec)
         test = f"{rec.group}/{rec.test}"
-        if rec.outcome in OUTCOME_LABEL and not rec.stats:
-            rows.append([test, OUTCOME_LABEL[rec.outcome], "-", "-", "-", "-",
-                         *[verdict_cell(rec.verdicts.get(c)) for c in comparisons]])
+        verdicts = [verdict_cell(rec.verdicts.get(c)) for c in comparisons]
+        stats = derive.total_stats(rec)
+        if rec.outcome in OUTCOME_LABEL and not stats:
+            rows.append([test, OUTCOME_LABEL[rec.outcome], "-", "-", "-", "-", *verdicts])
             continue
-        spread = rec.stats.get("iqr")
-        rates = [format_rate(m.value, m.unit) for m in rec.metrics.values() if m.better == "higher"]
+        figure = primary_metric(rec)
+        if figure is not None:
+            name, median, half = figure.name, figure.value, figure.spread
+        elif stats:
+            name, median, half = "total", stats["median"], derive.spread_of(stats)
+        else:
+            name, median, half = "total", None, None
+        rates = [format_rate(f.value, f.unit) for f in derive.figures(rec).values() if f.better == "higher"]
         flags = "".join([" (warm)" if rec.warm else "",
                          f" [{OUTCOME_LABEL[rec.outcome]}]" if rec.outcome in OUTCOME_LABEL else ""])
         rows.append([test + flags, name, format_seconds(median),
-                     "±" + format_seconds(spread / 2) if spread is not None else "-",
-                     unit, ", ".join(rates) or "-",
-                     *[verdict_cell(rec.verdicts.get(c)) for c in comparisons]])
+                     "±" + format_seconds(half) if half is not None else "-",
+                     "s", ", ".join(rates) or "-", *verdicts])
     return rows
 
 
@@ -88,7 +94,8 @@ def align_rows(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset(
 
 
 def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
-    """Aligned text lines: test, metric, median, spread (half the IQR), unit, rate, verdicts."""
+    """Aligned text lines: test, metric, median, spread (half the IQR of the figure itself, on its
+    scale: per movie for a per-movie figure), unit, rate, verdicts."""
     return align_rows(table_rows(records, comparisons), right=frozenset({2, 3}))
 
 
@@ -107,9 +114,9 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
             verdict = rec.verdicts.get(name)
             if not verdict:
                 continue
-            if verdict["verdict"] == "slower" and rec.outcome == "passed":
+            if verdict["verdict"] == Verdict.SLOWER and rec.outcome == "passed":
                 notes.append(f"{test} vs {name}: slower (not failed, --cryobench-no-fail): {verdict['detail']}")
-            elif verdict["verdict"] == "not comparable" and verdict.get("detail"):
+            elif verdict["verdict"] == Verdict.NOT_COMPARABLE and verdict.get("detail"):
                 key = (name, verdict["detail"])
                 not_comparable[key] = not_comparable.get(key, 0) + 1
     for (name, detail), count in not_comparable.items():
@@ -119,13 +126,12 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
 
 def requirement_rows(records: Iterable[CaseRecord]) -> list[list[str]]:
     """Rows of the requirements table: requirement, measured, minimum, recommended, verdict."""
-    from pytest_cryobench.requirements.tiers import COULD_NOT_RUN, format_value
-
     rows = [["requirement", "measured", "minimum", "recommended", "verdict"]]
     for rec in records:
         req = rec.info.get("requirement")
         if req is None:
-            verdict = COULD_NOT_RUN if rec.outcome == "skipped" else OUTCOME_LABEL.get(rec.outcome, rec.outcome)
+            verdict = (Verdict.COULD_NOT_RUN.value if rec.outcome == "skipped"
+                       else OUTCOME_LABEL.get(rec.outcome, rec.outcome))
             rows.append([rec.test, "-", "-", "-", verdict])
             continue
         unit = req["unit"]
@@ -141,10 +147,26 @@ def render_requirements(records: Sequence[CaseRecord]) -> list[str]:
     not_run: dict[str, list[str]] = {}  # one line per reason: "no GPU" covers many cases
     for rec in records:
         req = rec.info.get("requirement")
-        if req is not None and req["tier"] != "pass":
+        if req is not None and req["tier"] != Verdict.PASS:
             notes.append(f"{rec.test}: {req['tier']}: {req['detail']} [{req['source']}]")
         elif req is None and rec.reason:
-            label = "could not run" if rec.outcome == "skipped" else rec.outcome
+            label = Verdict.COULD_NOT_RUN.value if rec.outcome == "skipped" else rec.outcome
             not_run.setdefault(f"{label}: {rec.reason}", []).append(rec.test)
     notes += [f"{', '.join(tests)}: {reason}" for reason, tests in not_run.items()]
     return lines + ([""] + notes if notes else [])
+
+
+def format_value(value: Any, unit: str = "") -> str:
+    """A value for people: versions dotted (tuples, or the lists they become in JSON), booleans
+    yes/no, numbers to three significant digits, ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (tuple, list)):
+        return ".".join(str(part) for part in value)
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip() if unit and unit not in ("yes/no", "version") else text

@@ -1,0 +1,1 @@
+"""Hardware requirements of a CryoSPARC worker and of CryoSPARC Live: tiers, probes, Live readiness."""

@@ -1,7 +1,7 @@
 """The hardware requirements of a CryoSPARC worker and of CryoSPARC Live, as two-tier checks.
 
 Each :class:`Requirement` has a minimum and a recommended tier, taken from CryoSPARC's hardware
-and system requirements and its Live prerequisites (``seeds/004``, ``seeds/003``), or, where
+and system requirements and its CryoSPARC Live prerequisites (``docs/design.md``, requirements), or, where
 those name no figure, a choice of this project that says so in ``source``. :func:`judge`
 turns a measured value into one of
 
@@ -22,8 +22,12 @@ import dataclasses
 import re
 from typing import Any
 
+from pytest_cryobench.record.text import format_value
+from pytest_cryobench.record.verdicts import Verdict
+
+# The tiers are members of the one verdict enum, so compare, text and the report read them alike.
 PASS, BELOW_RECOMMENDED, BELOW_MINIMUM, COULD_NOT_RUN = (
-    "pass", "below recommended", "below minimum", "could not run")
+    Verdict.PASS, Verdict.BELOW_RECOMMENDED, Verdict.BELOW_MINIMUM, Verdict.COULD_NOT_RUN)
 GB = 1e9
 
 
@@ -80,22 +84,6 @@ def judge(requirement: Requirement, value: Any) -> str:
     if not _meets(value, requirement.recommended, requirement.better):
         return BELOW_RECOMMENDED
     return PASS
-
-
-def format_value(value: Any, unit: str = "") -> str:
-    """A value for people: versions dotted (tuples, or the lists they become in JSON), booleans
-    yes/no, numbers to three significant digits, ``-`` for none."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (tuple, list)):
-        return ".".join(str(part) for part in value)
-    if isinstance(value, float):
-        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    else:
-        text = str(value)
-    return f"{text} {unit}".strip() if unit and unit not in ("yes/no", "version") else text
 
 
 def parse_version(text: str | None) -> tuple[int, ...] | None:

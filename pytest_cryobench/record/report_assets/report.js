@@ -24,7 +24,7 @@ function barChart(g){
       const r=el('rect',{x:left,y:y,width:w.toFixed(1),height:bh-2,fill:COLS[ci%COLS.length],class:'bar'});
       r.appendChild(el('title',{},D.columns[ci].name+': '+fmt(c.seconds)+' s'+(c.detail?' ('+c.detail+')':'')));
       svg.appendChild(r);
-      let txt=fmt(c.seconds)+' s';
+      let txt=fmt(c.seconds)+' s'+(c.spread!=null?' ±'+fmt(c.spread):'');
       if(c.mark==='ref')txt+='  ref';else if(c.speedup!==null)txt+='  '+c.speedup.toFixed(2)+'x '+(c.label||'');
       else if(c.label)txt+='  '+c.label;
       svg.appendChild(el('text',{x:left+w+4,y:y+bh-3,fill:c.mark==='slower'?'#c00':'#333'},txt));

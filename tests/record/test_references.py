@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_cryobench.errors import ResultFileError
-from pytest_cryobench.record.model import group_document, write_group
+from pytest_cryobench.record import derive
+from pytest_cryobench.record.model import CaseRecord, group_document, write_group
 from pytest_cryobench.record.references import (
     REFERENCE_KIND,
     Comparison,
@@ -46,7 +47,7 @@ def reference(fs_doc, gpu_doc, tmp_path):
 
 def test_make_reference_from_result_documents(reference, run_id):
     assert reference["kind"] == REFERENCE_KIND
-    assert reference["schema_version"] == 1
+    assert reference["schema_version"] == 2
     assert reference["name"] == "lab-h100"
     assert reference["description"] == "the lab's H100 box"
     assert (reference["profile"], reference["backend"], reference["data"]) == ("smoke", "numpy", "synthetic")
@@ -57,20 +58,32 @@ def test_make_reference_from_result_documents(reference, run_id):
     assert set(reference["tests"]) == {"fs", "gpu"}
     assert set(reference["tests"]["fs"]) == {"particle_random_read", "particle_cache",
                                              "particle_sequential_read"}
-    validate(reference, "reference-1.schema.json", Path("x"), "reference")
+    validate(reference, "reference-2.schema.json", Path("x"), "reference")
 
 
 def test_reference_entries(reference):
+    """A reference holds each case as the run did: its samples, amounts and headline, nothing derived."""
     read = reference["tests"]["fs"]["particle_random_read"]
     assert read["outcome"] == "passed"
-    assert read["tolerance"] == 1.5  # the case's own tolerance from its info
-    assert read["metrics"]["particle_random_read_time"] == {"value": 0.51, "unit": "s", "better": "lower",
-                                                            "iqr": 0.04}
-    assert "iqr" not in read["metrics"]["particle_random_read_rate"]  # only times get the spread
-    assert read["timings"] == {"read_particles": 0.5, "total": 0.51}
-    assert "tolerance" not in reference["tests"]["fs"]["particle_cache"]
+    assert read["info"]["tolerance"] == 1.5  # the case's own tolerance
+    assert read["samples"] == {"read_particles": [0.5, 0.49, 0.59], "total": [0.51, 0.5, 0.6]}
+    assert read["amounts"] == {"particles": 2000, "bytes": 40960}
+    assert read["verdicts"] == {}
+    assert not {"metrics", "timings", "stats"} & set(read)
+    assert "tolerance" not in reference["tests"]["fs"]["particle_cache"]["info"]
     skipped = reference["tests"]["fs"]["particle_sequential_read"]
-    assert skipped["outcome"] == "skipped" and skipped["metrics"] == {}
+    assert skipped["outcome"] == "skipped" and skipped["samples"] == {}
+
+
+def test_reference_figures_are_derived_on_their_own_scale(reference, tmp_path):
+    comparison = load_reference(str(write_json(tmp_path / "r.json", reference)))
+    figures = derive.figures(comparison.entry("fs", "particle_random_read"))
+    assert list(figures) == ["particle_random_read_time", "particles_per_s", "mb_per_s"]
+    assert figures["particle_random_read_time"].value == 0.51
+    assert figures["particle_random_read_time"].spread == pytest.approx(0.05 / 2)  # inclusive IQR, seconds
+    rates = sorted(2000 / t for t in (0.51, 0.5, 0.6))
+    assert figures["particles_per_s"].value == pytest.approx(2000 / 0.51)
+    assert figures["particles_per_s"].spread == pytest.approx(((rates[1] + rates[2]) / 2 - (rates[0] + rates[1]) / 2) / 2)
 
 
 def test_make_reference_does_not_change_the_result_documents(fs_doc, gpu_doc):
@@ -104,7 +117,7 @@ def test_load_reference_by_path(reference, tmp_path, run_id):
     assert comparison.context == {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
     assert set(comparison.tests) == {("fs", "particle_random_read"), ("fs", "particle_cache"),
                                      ("fs", "particle_sequential_read"), ("gpu", "fsc_loose[gpu0]")}
-    assert comparison.entry("gpu", "fsc_loose[gpu0]")["metrics"]["fsc_time"]["value"] == 0.2
+    assert derive.headline(comparison.entry("gpu", "fsc_loose[gpu0]")).value == 0.2
     assert comparison.entry("cpu", "nothing") is None
 
 
@@ -166,13 +179,13 @@ def test_read_json_missing_file(tmp_path):
 
 
 def test_schema_violation_names_the_location(reference, tmp_path):
-    reference["tests"]["fs"]["particle_cache"]["metrics"]["particle_cache_time"]["value"] = "fast"
+    reference["tests"]["fs"]["particle_cache"]["samples"]["total"][0] = "fast"
     path = write_json(tmp_path / "ref.json", reference)
     with pytest.raises(ResultFileError) as info:
         load_reference(str(path))
     message = str(info.value)
     assert f"reference {path} does not match its schema at " in message
-    assert "tests/fs/particle_cache/metrics/particle_cache_time/value" in message
+    assert "tests/fs/particle_cache/samples/total/0" in message
     assert "'fast' is not of type 'number'" in message
 
 
@@ -191,10 +204,18 @@ def test_missing_required_key_is_at_top_level(reference, tmp_path):
         load_reference(str(path))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.5])
+def test_impossible_times_are_refused(reference, tmp_path, value):
+    reference["tests"]["fs"]["particle_cache"]["samples"]["total"][1] = value
+    path = write_json(tmp_path / "ref.json", reference)  # json writes NaN and Infinity as Python reads them
+    with pytest.raises(ResultFileError, match="does not match its schema at tests/fs/particle_cache/samples/total/1"):
+        load_reference(str(path))
+
+
 def test_newer_schema_version_says_to_upgrade(reference, tmp_path):
-    reference["schema_version"] = 2
+    reference["schema_version"] = 3
     path = write_json(tmp_path / "ref.json", reference)
-    with pytest.raises(ResultFileError, match=r"schema version 2; .* reads version 1: it was written by a newer pytest-cryobench; upgrade this one"):
+    with pytest.raises(ResultFileError, match=r"schema version 3; .* reads versions 1, 2: it was written by a newer pytest-cryobench; upgrade this one"):
         load_reference(str(path))
 
 
@@ -247,9 +268,8 @@ def test_result_tests(fs_doc):
     tests = result_tests(fs_doc)
     assert set(tests) == {("fs", "particle_random_read"), ("fs", "particle_cache"),
                           ("fs", "particle_sequential_read")}
-    assert tests[("fs", "particle_cache")]["metrics"]["particle_cache_time"]["iqr"] == 0.1
-    assert fs_doc["metrics"]["particle_cache"]["particle_cache_time"] == {
-        "value": 1.3, "unit": "s", "better": "lower"}  # the document itself is unchanged
+    assert isinstance(tests[("fs", "particle_cache")], CaseRecord)
+    assert derive.total_stats(tests[("fs", "particle_cache")])["iqr"] == pytest.approx(0.1)
 
 
 def test_load_baseline_picks_up_sibling_group_files(fs_doc, gpu_doc, tmp_path, run_id, info_factory):
@@ -263,7 +283,7 @@ def test_load_baseline_picks_up_sibling_group_files(fs_doc, gpu_doc, tmp_path, r
     assert baseline.context == {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
     assert set(baseline.tests) == {("fs", "particle_random_read"), ("fs", "particle_cache"),
                                    ("fs", "particle_sequential_read"), ("gpu", "fsc_loose[gpu0]")}
-    assert baseline.entry("fs", "particle_random_read")["tolerance"] == 1.5
+    assert baseline.entry("fs", "particle_random_read").tolerance == 1.5
     gpu_path = tmp_path / f"{run_id}_gpu_benchmark_data.json"
     assert set(load_baseline(gpu_path).tests) == set(baseline.tests)
 

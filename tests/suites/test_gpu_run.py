@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import load_results
+from tests.helpers import load_results
 
 
 def test_nu_filter_estimation_finds_both_band_limits(pytester, smoke_args, bench_dirs):
@@ -11,11 +11,11 @@ def test_nu_filter_estimation_finds_both_band_limits(pytester, smoke_args, bench
     result.stdout.fnmatch_lines(["gpu/matched_cv_filter_estimation[[]cpu[]]*voxel-candidates/s*"])
     doc = load_results(bench_dirs["out"], "gpu")
     test = "matched_cv_filter_estimation[cpu]"
-    checks = doc["checks"][test]
+    checks = doc["tests"][test]["checks"]
     assert checks["passed"] is True
     assert checks["region1_core_band_limit_found_A"] == 4.5 and checks["region2_core_band_limit_found_A"] == 9.0
-    assert doc["tags"][test]["put_maps_on_gpu"] == ["PCIe"] and doc["tags"][test]["fft"] == ["GPU"]
-    assert doc["status"][test]["info"]["n_fft"] > 100
+    assert doc["tests"][test]["tags"]["put_maps_on_gpu"] == ["PCIe"] and doc["tests"][test]["tags"]["fft"] == ["GPU"]
+    assert doc["tests"][test]["info"]["n_fft"] > 100
     assert doc["test_info"]["backend"] == "numpy"
 
 
@@ -38,14 +38,14 @@ def test_fsc_cases_match_the_designed_curves(pytester, smoke_args, bench_dirs):
                                  "gpu/fsc_tight[[]cpu[]]*", "gpu/fsc_noisesub[[]cpu[]]*"])
     doc = load_results(bench_dirs["out"], "gpu")
     for kind in ("spherical", "loose", "tight"):
-        checks = doc["checks"][f"fsc_{kind}[cpu]"]
+        checks = doc["tests"][f"fsc_{kind}[cpu]"]["checks"]
         assert checks["passed"] and checks["curve_max_error"] < 0.05
         assert abs(checks["crossing_shell"] - checks["crossing_expected_shell"]) <= 1
-    noisesub = doc["checks"]["fsc_noisesub[cpu]"]
+    noisesub = doc["tests"]["fsc_noisesub[cpu]"]["checks"]
     assert noisesub["randomised_decorrelated_passed"] and noisesub["uncorrected_below_randomisation_passed"]
-    assert doc["tags"]["fsc_loose[cpu]"]["put_mapr_on_gpu"] == ["PCIe"]
+    assert doc["tests"]["fsc_loose[cpu]"]["tags"]["put_mapr_on_gpu"] == ["PCIe"]
     assert set(doc["timings"]["fsc_tight[cpu]"]) >= {"put_mapr_on_gpu", "mask", "fsc", "resolution", "total"}
-    info = doc["status"]["fsc_spherical[cpu]"]["info"]
+    info = doc["tests"]["fsc_spherical[cpu]"]["info"]
     assert info["box"] == 64 and info["resolution_A"] > 2 * info["apix"]
 
 
@@ -65,10 +65,10 @@ def test_picking_finds_the_planted_particles(pytester, smoke_args, bench_dirs):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gpu/picking[[]cpu[]]*template-angles/s*"])
     doc = load_results(bench_dirs["out"], "gpu")
-    checks = doc["checks"]["picking[cpu]"]
+    checks = doc["tests"]["picking[cpu]"]["checks"]
     assert checks["micrograph_0_recall"] >= 0.95 and checks["micrograph_0_precision"] >= 0.95
     assert checks["micrograph_0_planted"] == 40
-    assert doc["tags"]["picking[cpu]"]["pick"] == ["GPU"]
+    assert doc["tests"]["picking[cpu]"]["tags"]["pick"] == ["GPU"]
     data = bench_dirs["data"] / "synthetic-smoke" / "picking_test"
     from pytest_cryobench.data.cs import read_cs
 
@@ -113,6 +113,6 @@ def test_fsc_and_nu_on_a_real_data_set_check_sanity(pytester, smoke_args, bench_
                                 "-k", "fsc or matched_cv")
     result.assert_outcomes(passed=5)
     doc = load_results(bench_dirs["out"], "gpu")
-    assert doc["checks"]["fsc_loose[cpu]"]["curve_sane_passed"] is True
-    assert doc["checks"]["matched_cv_filter_estimation[cpu]"]["rounds_agree_passed"] is True
+    assert doc["tests"]["fsc_loose[cpu]"]["checks"]["curve_sane_passed"] is True
+    assert doc["tests"]["matched_cv_filter_estimation[cpu]"]["checks"]["rounds_agree_passed"] is True
     assert doc["test_info"]["data"] == "cryosparc"

@@ -29,7 +29,7 @@ def test_identifying_fields_are_redacted(fs_doc):
     assert info["command"] == "pytest --cryobench --cryobench-project-dir <redacted>"
     assert info["job_params"]["project_dir"] == REDACTED
     assert info["job_params"]["benchmark_data_dir"] == REDACTED
-    assert all(status["nodeid"] == REDACTED for status in out["status"].values())
+    assert all(case["nodeid"] == REDACTED for case in out["tests"].values())
     assert info["anonymized"] is True
 
 
@@ -53,11 +53,12 @@ def test_unset_fields_stay_none(fs_doc):
 
 def test_figures_are_untouched(fs_doc):
     out = anonymize_document(fs_doc)
-    for key in ("timings", "stats", "metrics", "checks", "tags", "type", "run_id", "schema_version", "kind"):
+    for key in ("timings", "type", "run_id", "schema_version", "kind"):
         assert out[key] == fs_doc[key], key
-    for test, status in fs_doc["status"].items():
-        for key in ("outcome", "reason", "warm", "residency", "verdicts"):
-            assert out["status"][test][key] == status[key]
+    for test, case in fs_doc["tests"].items():
+        for key in ("samples", "amounts", "headline", "rates", "checks", "tags", "outcome", "reason", "warm",
+                    "residency", "verdicts"):
+            assert out["tests"][test][key] == case[key]
 
 
 def test_input_is_not_mutated(fs_doc):
@@ -65,8 +66,8 @@ def test_input_is_not_mutated(fs_doc):
     out = anonymize_document(fs_doc)
     assert fs_doc == before
     assert "anonymized" not in fs_doc["test_info"]
-    out["status"]["particle_cache"]["info"]["x"] = 1
-    assert "x" not in fs_doc["status"]["particle_cache"]["info"]
+    out["tests"]["particle_cache"]["info"]["x"] = 1
+    assert "x" not in fs_doc["tests"]["particle_cache"]["info"]
 
 
 def test_anonymized_document_is_still_a_valid_result(fs_doc, tmp_path):
@@ -108,10 +109,10 @@ def test_words_that_are_not_paths_survive(fs_doc):
     doc = copy.deepcopy(fs_doc)
     doc["test_info"]["instance_information"]["user"] = "root"
     doc["test_info"]["instance_information"]["platform_node"] = "vm"
-    doc["status"]["particle_cache"]["info"]["source"] = "synthetic"
-    doc["status"]["particle_cache"]["reason"] = "running as a regular (non-root) user; see vmlinuz on vm"
+    doc["tests"]["particle_cache"]["info"]["source"] = "synthetic"
+    doc["tests"]["particle_cache"]["reason"] = "running as a regular (non-root) user; see vmlinuz on vm"
     out = anonymize_document(doc)
     assert out["test_info"]["data"] == "synthetic"  # still comparable with references
-    assert out["status"]["particle_cache"]["info"]["source"] == "synthetic"
-    assert out["status"]["particle_cache"]["reason"] == "running as a regular (non-root) user; see vmlinuz on <redacted>"
+    assert out["tests"]["particle_cache"]["info"]["source"] == "synthetic"
+    assert out["tests"]["particle_cache"]["reason"] == "running as a regular (non-root) user; see vmlinuz on <redacted>"
     assert out["test_info"]["instance_information"]["user"] == REDACTED

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cryobench.record.model import CaseRecord, Metric
+from pytest_cryobench.record.model import CaseRecord
 from pytest_cryobench.record.text import (
     format_rate,
     format_seconds,
@@ -26,33 +26,32 @@ def verdict(kind, slowdown=None, detail=""):
     return {"verdict": kind, "slowdown": slowdown, "metric": "m", "tolerance": 1.5, "detail": detail}
 
 
-def stats(median, iqr):
-    return {"median": median, "min": median, "max": median, "mean": median, "iqr": iqr, "rounds": 3}
+def three_rounds(median, iqr):
+    """Seconds of three rounds with this median and (inclusive-quartile) IQR."""
+    return [median - iqr, median, median + iqr]
 
 
 def fs_table_records() -> list[CaseRecord]:
+    # amounts are chosen so that each rate at the median is the figure shown (812.49 MB/s, ...)
     cache = CaseRecord(
-        "fs", "particle_cache", "n1", timings={"copy_particles": 12.3, "total": 12.3456},
-        stats=stats(12.3456, 0.5),
-        metrics={"particle_cache_time": Metric(12.3456, "s"),
-                 "particle_cache_rate": Metric(812.49, "MB/s", "higher")},
+        "fs", "particle_cache", "n1", samples={"copy_particles": [12.3] * 3, "total": three_rounds(12.3456, 0.5)},
+        headline={"name": "particle_cache_time"}, amounts={"bytes": 812.49e6 * 12.3456}, rates=["mb_per_s"],
         verdicts={COMPARISONS[0]: verdict("pass", 1.0234), COMPARISONS[1]: verdict("faster", 0.61)})
     sequential = CaseRecord(
-        "fs", "particle_sequential_read", "n2", timings={"read_particles": 0.0456, "total": 0.0456},
-        stats=stats(0.0456, 0.0012), warm=True, residency=[0.97, 0.98, 0.99],
-        metrics={"particle_sequential_read_time": Metric(0.0456, "s"),
-                 "particle_sequential_read_rate": Metric(219298.2, "particles/s", "higher"),
-                 "particle_sequential_read_rate_mb": Metric(224.56, "MB/s", "higher")},
+        "fs", "particle_sequential_read", "n2",
+        samples={"read_particles": three_rounds(0.0456, 0.0012), "total": three_rounds(0.0456, 0.0012)},
+        warm=True, residency=[0.97, 0.98, 0.99], headline={"name": "particle_sequential_read_time"},
+        amounts={"particles": 219298.2 * 0.0456, "bytes": 224.56e6 * 0.0456}, rates=["particles_per_s", "mb_per_s"],
         info={"warm_warning": "particle_sequential_read: 3 of 3 cold round(s) found up to 99% of the "
                               "files still in the page cache (--cryobench-drop-caches none)"},
         verdicts={COMPARISONS[0]: verdict("not comparable", 0.9, "files were still in the page cache: "
                                                                  "not a cold-read figure"),
                   COMPARISONS[1]: verdict("pass", 1.0)})
     random_read = CaseRecord(
-        "fs", "particle_random_read", "n3", timings={"read_particles": 3.21, "total": 3.21},
-        stats=stats(3.21, 0.2), outcome="failed", reason="slower than lab-h100: ...",
-        metrics={"particle_random_read_time": Metric(3.21, "s"),
-                 "particle_random_read_rate": Metric(0.85, "MB/s", "higher")},
+        "fs", "particle_random_read", "n3",
+        samples={"read_particles": three_rounds(3.21, 0.2), "total": three_rounds(3.21, 0.2)},
+        outcome="failed", reason="slower than lab-h100: ...", headline={"name": "particle_random_read_time"},
+        amounts={"bytes": 0.85e6 * 3.21}, rates=["mb_per_s"],
         verdicts={COMPARISONS[0]: verdict("slower", 1.6213, "particle_random_read_time 1.62x slower"),
                   COMPARISONS[1]: verdict("slower", 1.3, "particle_random_read_time 1.30x slower")})
     skipped = CaseRecord(
@@ -60,7 +59,7 @@ def fs_table_records() -> list[CaseRecord]:
         reason="no usable GPU: NVML is not usable; run them on the CPU with --cryobench-backend numpy",
         verdicts={COMPARISONS[0]: verdict("could not run", None, "no usable GPU"),
                   COMPARISONS[1]: verdict("could not run", None, "no usable GPU")})
-    tiny = CaseRecord("cpu", "decompress_lzw", "n5", timings={"total": 0.000123},
+    tiny = CaseRecord("cpu", "decompress_lzw", "n5", samples={"total": [0.000123]},
                       verdicts={COMPARISONS[0]: verdict("pass", 0.95)})
     return [cache, sequential, random_read, skipped, tiny]
 
@@ -164,13 +163,22 @@ def test_verdict_cell(v, text):
     assert verdict_cell(v) == text
 
 
-def test_primary_metric_prefers_the_first_time_metric():
-    record = CaseRecord("fs", "t", "n", timings={"total": 9.0},
-                        metrics={"rate": Metric(5.0, "MB/s", "higher"), "time": Metric(2.0, "s"),
-                                 "time2": Metric(3.0, "s")})
-    assert primary_metric(record) == ("time", 2.0, "s")
-    assert primary_metric(CaseRecord("fs", "t", "n", timings={"total": 9.0})) == ("total", 9.0, "s")
-    assert primary_metric(CaseRecord("fs", "t", "n")) == ("total", None, "s")
+def test_primary_metric_is_the_declared_headline_when_a_time():
+    record = CaseRecord("fs", "t", "n", samples={"total": [8.0, 9.0, 10.0]}, headline={"name": "time", "per": "movies"},
+                        amounts={"movies": 3, "bytes": 3e6}, rates=["mb_per_s"])
+    figure = primary_metric(record)
+    assert (figure.name, figure.value, figure.unit) == ("time", 3.0, "s")
+    assert figure.spread == pytest.approx(1.0 / 3 / 2)  # per movie: the IQR of the totals / 3, halved
+    measured = CaseRecord("requirements", "r", "n", values={"bandwidth": {"value": 5.0, "unit": "GB/s"}})
+    assert primary_metric(measured) is None
+    assert primary_metric(CaseRecord("fs", "t", "n")) is None
+
+
+def test_spread_of_a_per_movie_headline_is_per_movie():
+    record = CaseRecord("fs", "mrc", "n", samples={"total": [0.9, 1.2, 1.5]}, headline={"name": "mrc", "per": "movies"},
+                        amounts={"movies": 3})
+    row = table_rows([record], [])[1]
+    assert row[1:4] == ["mrc", "0.4000", "±0.0500"]  # median 1.2 s / 3 movies; IQR 0.3 s / 3, halved
 
 
 def test_notes_name_skips_and_warm_reads():

@@ -12,7 +12,7 @@ import tifffile
 
 from pytest_cryobench.data import layout, movies
 from pytest_cryobench.profiles import PROFILES, MovieSize
-from tests.conftest import load_results
+from tests.helpers import load_results
 
 TINY = dataclasses.replace(PROFILES["smoke"], tiff=MovieSize(3, 64, 48, 4), mrc=MovieSize(3, 32, 32, 4),
                            eer=MovieSize(3, 64, 64, 12, fractions=3))
@@ -47,8 +47,8 @@ def test_real_data_set_runs_with_self_consistency_checks(pytester, smoke_args, r
     result.assert_outcomes(passed=5)
     cpu = load_results(bench_dirs["out"], "cpu")
     assert cpu["test_info"]["data"] == "cryosparc"
-    assert cpu["checks"]["eer"]["self_consistent_passed"] is True
-    assert load_results(bench_dirs["out"], "fs")["status"]["tiff"]["info"]["source"] == "real"
+    assert cpu["tests"]["eer"]["checks"]["self_consistent_passed"] is True
+    assert load_results(bench_dirs["out"], "fs")["tests"]["tiff"]["info"]["source"] == "real"
     assert not (bench_dirs["data"] / "synthetic-smoke").exists()  # nothing generated
 
 
@@ -85,9 +85,9 @@ def test_truncated_movie_fails_only_its_cases(pytester, smoke_args, real_data, b
     assert "Traceback" not in result.stdout.str()
     assert "During handling of the above exception" not in result.stdout.str()
     fs = load_results(bench_dirs["out"], "fs")
-    assert fs["status"][fmt]["outcome"] == "failed" and str(victim) in fs["status"][fmt]["reason"]
+    assert fs["tests"][fmt]["outcome"] == "failed" and str(victim) in fs["tests"][fmt]["reason"]
     other = "mrc" if fmt != "mrc" else "tiff"
-    assert fs["status"][other]["outcome"] == "passed"
+    assert fs["tests"][other]["outcome"] == "passed"
 
 
 def test_tiff_with_unexpected_compression(pytester, smoke_args, real_data):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pytest_cryobench.record.references import load_result
-from tests.conftest import leftover_files, load_results
+from tests.helpers import figures_of, leftover_files, load_results
 
 FS_TESTS = ["particle_cache", "particle_sequential_read", "particle_random_read"]
 
@@ -30,15 +30,16 @@ def test_smoke_run_writes_results_and_cleans_up(pytester, particle_args, bench_d
     assert doc["type"] == "fs" and list(doc["timings"]) == FS_TESTS
     for test in FS_TESTS:
         assert doc["timings"][test]["total"] > 0
-        assert doc["stats"][test]["rounds"] == 3
-        assert doc["checks"][test]["passed"] is True
-        assert doc["status"][test]["outcome"] == "passed"
-    assert doc["checks"]["particle_random_read"]["content_particles_checked"] == 2000
-    metrics = doc["metrics"]["particle_random_read"]
-    assert metrics["particle_random_read_rate"]["unit"] == "particles/s"
-    assert metrics["particle_random_read_rate"]["value"] == pytest.approx(
-        2000 / metrics["particle_random_read_time"]["value"])
-    assert doc["tags"]["particle_random_read"]["read_particles"] == ["IO"]
+        assert len(doc["tests"][test]["samples"]["total"]) == 3
+        assert doc["tests"][test]["checks"]["passed"] is True
+        assert doc["tests"][test]["outcome"] == "passed"
+    assert doc["tests"]["particle_random_read"]["checks"]["content_particles_checked"] == 2000
+    read = doc["tests"]["particle_random_read"]
+    assert read["amounts"]["particles"] == 2000 and read["rates"] == ["particles_per_s", "mb_per_s"]
+    figures = figures_of(doc, "particle_random_read")
+    assert figures["particles_per_s"].unit == "particles/s"
+    assert figures["particles_per_s"].value == pytest.approx(2000 / figures["particle_random_read_time"].value)
+    assert doc["tests"]["particle_random_read"]["tags"]["read_particles"] == ["IO"]
     info = doc["test_info"]
     assert info["profile"] == "smoke" and info["job_params"]["send_data"] is False
     for key in ("platform_node", "cpu_model", "physical_cores", "total_memory", "available_memory",
@@ -66,9 +67,9 @@ def test_no_ssd_reads_from_project_dir(pytester, particle_args, bench_dirs):
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["fs/particle_cache*could not run*"])
     doc = load_results(bench_dirs["out"])
-    assert doc["status"]["particle_cache"]["outcome"] == "skipped"
-    assert "no-ssd" in doc["status"]["particle_cache"]["reason"]
-    assert str(bench_dirs["project"]) in doc["status"]["particle_random_read"]["info"]["source"]
+    assert doc["tests"]["particle_cache"]["outcome"] == "skipped"
+    assert "no-ssd" in doc["tests"]["particle_cache"]["reason"]
+    assert str(bench_dirs["project"]) in doc["tests"]["particle_random_read"]["info"]["source"]
     assert doc["test_info"]["job_params"]["use_ssd"] is False
     assert leftover_files(bench_dirs["cache"]) == []
 
@@ -77,20 +78,20 @@ def test_rounds_option_sets_rounds(pytester, particle_args, bench_dirs, monkeypa
     monkeypatch.setenv("CRYOBENCH_ROUNDS", "2")
     result = pytester.runpytest(*particle_args, "-k", "random")
     result.assert_outcomes(passed=1)
-    assert load_results(bench_dirs["out"])["stats"]["particle_random_read"]["rounds"] == 2
+    assert len(load_results(bench_dirs["out"])["tests"]["particle_random_read"]["samples"]["total"]) == 2
 
 
 def test_warm_reads_are_marked_and_warned(pytester, particle_args, bench_dirs):
     result = pytester.runpytest(*particle_args, "--cryobench-drop-caches=none", "-k", "random")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["fs/particle_random_read (warm)*", "*still in the page cache*"])
-    status = load_results(bench_dirs["out"])["status"]["particle_random_read"]
+    status = load_results(bench_dirs["out"])["tests"]["particle_random_read"]
     assert status["warm"] is True and min(status["residency"]) > 0.5
 
 
 def test_cold_reads_are_cold(pytester, particle_args, bench_dirs):
     pytester.runpytest(*particle_args).assert_outcomes(passed=3)
-    status = load_results(bench_dirs["out"])["status"]
+    status = load_results(bench_dirs["out"])["tests"]
     for test in FS_TESTS:
         assert status[test]["warm"] is False
         assert max(status[test]["residency"]) < 0.02
@@ -105,7 +106,7 @@ def test_save_reference_then_compare(pytester, particle_args, bench_dirs):
                  "--name", "machine-a", "-o", str(ref_path)]) == 0
     ref = json.loads(ref_path.read_text())
     assert ref["profile"] == "smoke" and set(ref["tests"]["fs"]) == set(FS_TESTS)
-    assert ref["tests"]["fs"]["particle_random_read"]["tolerance"] == 1.5
+    assert ref["tests"]["fs"]["particle_random_read"]["info"]["tolerance"] == 1.5
     assert "pytest" in ref["command"]
 
     # Generous tolerance: a second run on the same machine passes against both.
@@ -134,9 +135,9 @@ def test_slower_than_reference_fails_the_case(pytester, particle_args, tmp_path,
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*SLOWER*", "*slower than fast-machine: particle_*_read_time*x slower*"])
     doc = load_results(bench_dirs["out"])
-    verdict = doc["status"]["particle_random_read"]["verdicts"]["fast-machine"]
+    verdict = doc["tests"]["particle_random_read"]["verdicts"]["fast-machine"]
     assert verdict["verdict"] == "slower" and verdict["slowdown"] > 10
-    assert doc["status"]["particle_random_read"]["outcome"] == "failed"
+    assert doc["tests"]["particle_random_read"]["outcome"] == "failed"
 
 
 def test_no_fail_reports_slower_without_failing(pytester, particle_args, tmp_path):
@@ -152,7 +153,7 @@ def test_reference_of_another_profile_is_not_comparable(pytester, particle_args,
     result = pytester.runpytest(*particle_args, f"--cryobench-reference={ref}", "-k", "particle and read")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*not comparable*", "*profile smoke here, full in the reference*"])
-    verdicts = load_results(bench_dirs["out"])["status"]["particle_random_read"]["verdicts"]
+    verdicts = load_results(bench_dirs["out"])["tests"]["particle_random_read"]["verdicts"]
     assert verdicts["fast-machine"]["verdict"] == "not comparable"
 
 

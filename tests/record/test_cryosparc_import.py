@@ -8,7 +8,9 @@ import pytest
 
 from pytest_cryobench.cli import main
 from pytest_cryobench.errors import ResultFileError
+from pytest_cryobench.record import derive
 from pytest_cryobench.record.cryosparc_import import convert, is_cryosparc_document
+from pytest_cryobench.record.model import CaseRecord
 from pytest_cryobench.record.references import load_column, load_reference
 from pytest_cryobench.record.verdicts import judge
 
@@ -50,12 +52,16 @@ def test_conversion_maps_tests_that_correspond():
     ref = convert([GPU_DOC, FS_DOC], "gtx1080")
     gpu, fs = ref["tests"]["gpu"], ref["tests"]["fs"]
     # a mapping of sub-timings without a total: the total is their sum
-    assert gpu["fsc_spherical[gpu0]"]["metrics"]["fsc_spherical"] == {
+    assert ref["schema_version"] == 2
+    # CryoSPARC keeps medians, not rounds: each case holds them as its summary, with no samples
+    assert gpu["fsc_spherical[gpu0]"]["samples"] == {} and gpu["fsc_spherical[gpu0]"]["summary"]["from"] == "cryosparc"
+    assert gpu["fsc_spherical[gpu0]"]["summary"]["metrics"]["fsc_spherical"] == {
         "value": pytest.approx(0.8358473777771), "unit": "s", "better": "lower"}
-    assert gpu["fsc_loose[gpu0]"]["timings"]["mask"] == 0.4
-    assert gpu["memory_multi_linear20_marg_C1[gpu0]"]["metrics"]["memory_multi_linear20_marg_C1"]["value"] == 41.5
-    assert fs["particle_cache"]["metrics"]["particle_cache_time"]["value"] == 30.0
-    assert fs["tiff"]["metrics"]["tiff"]["value"] == 0.9
+    assert gpu["fsc_loose[gpu0]"]["summary"]["timings"]["mask"] == 0.4
+    metrics = gpu["memory_multi_linear20_marg_C1[gpu0]"]["summary"]["metrics"]
+    assert metrics["memory_multi_linear20_marg_C1"]["value"] == 41.5
+    assert fs["particle_cache"]["summary"]["metrics"]["particle_cache_time"]["value"] == 30.0
+    assert fs["tiff"]["summary"]["metrics"]["tiff"]["value"] == 0.9
     # the rest is kept, with its timings, and marked not comparable
     assert "no counterpart here" in gpu["some_future_test"]["not_comparable"]
     assert "not_comparable" in fs["particle_sequential_read_rate"]
@@ -71,17 +77,26 @@ def test_imported_reference_gives_verdicts_only_where_comparable(tmp_path):
     path.write_text(json.dumps(convert([GPU_DOC], "gtx1080", device="gpu1")))
     ref = load_reference(str(path))
     real = {"profile": "full", "backend": "cupy", "data": "cryosparc"}
-    metrics = {"fsc_loose": {"value": 2.0, "unit": "s", "better": "lower"}}
-    slower = judge(group="gpu", outcome="passed", reason=None, warm=False, metrics=metrics, run_context=real,
-                   ref_context=ref.context, ref_entry=ref.entry("gpu", "fsc_loose[gpu1]"), tolerance=1.25)
+    run = CaseRecord("gpu", "fsc_loose[gpu1]", samples={"total": [2.0]}, headline={"name": "fsc_loose"})
+    slower = judge(run=run, run_context=real, ref_context=ref.context, ref=ref.entry("gpu", "fsc_loose[gpu1]"),
+                   tolerance=1.25)
     assert slower.verdict == "slower"
-    synthetic = judge(group="gpu", outcome="passed", reason=None, warm=False, metrics=metrics,
-                      run_context={**real, "data": "synthetic"}, ref_context=ref.context,
-                      ref_entry=ref.entry("gpu", "fsc_loose[gpu1]"), tolerance=1.25)
+    synthetic = judge(run=run, run_context={**real, "data": "synthetic"}, ref_context=ref.context,
+                      ref=ref.entry("gpu", "fsc_loose[gpu1]"), tolerance=1.25)
     assert synthetic.verdict == "not comparable" and "data synthetic here, cryosparc" in synthetic.detail
-    unmapped = judge(group="gpu", outcome="passed", reason=None, warm=False, metrics={}, run_context=real,
-                     ref_context=ref.context, ref_entry=ref.entry("gpu", "some_future_test"), tolerance=1.25)
+    unmapped = judge(run=CaseRecord("gpu", "some_future_test"), run_context=real, ref_context=ref.context,
+                     ref=ref.entry("gpu", "some_future_test"), tolerance=1.25)
     assert unmapped.verdict == "not comparable" and "no counterpart" in unmapped.detail
+
+
+def test_the_cryosparc_view_of_our_own_result_files_imports(fs_doc):
+    """A result file's ``type``, ``timings`` and ``test_info`` are CryoSPARC's shape: tools that read
+    CryoSPARC's files (import-cryosparc among them) read that view."""
+    view = {key: fs_doc[key] for key in ("type", "timings", "test_info")}
+    assert is_cryosparc_document(view)
+    ref = convert([view], "ours")
+    case = ref["tests"]["fs"]["particle_cache"]  # CryoSPARC calls it particle_cache_time: kept, not mapped
+    assert case["summary"]["timings"] == {"copy_particles": 1.25, "total": 1.3}
 
 
 def test_cli_writes_a_valid_reference_and_records_the_command(tmp_path, capsys):
@@ -104,7 +119,7 @@ def test_compare_reads_cryosparc_json_directly(tmp_path):
     src.write_text(json.dumps(GPU_DOC))
     column = load_column(str(src))
     assert column.name == "gpu-benchmark-v4"
-    assert column.entry("gpu", "fsc_loose[gpu0]")["metrics"]["fsc_loose"]["value"] == pytest.approx(1.327032470703125)
+    assert derive.headline(column.entry("gpu", "fsc_loose[gpu0]")).value == pytest.approx(1.327032470703125)
 
 
 @pytest.mark.parametrize("doc, message", [

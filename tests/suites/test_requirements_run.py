@@ -9,7 +9,7 @@ import pytest
 
 from pytest_cryobench.measure.backend import GpuInfo, GpuInventory
 from pytest_cryobench.requirements import probes
-from tests.conftest import load_results
+from tests.helpers import figures_of, load_results
 
 CPU_CASES = ("platform", "kernel", "non_root", "open_files", "dev_shm", "memory_bandwidth",
              "project_storage_read", "ssd_cache")
@@ -25,7 +25,7 @@ def fast_probes(monkeypatch):
 
 def _requirements(out):
     doc = load_results(out, "requirements")
-    return doc, {test: status for test, status in doc["status"].items()}
+    return doc, {test: status for test, status in doc["tests"].items()}
 
 
 def test_not_run_unless_asked_for(pytester, smoke_args):
@@ -60,7 +60,7 @@ def test_no_gpu_cpu_requirements_still_checked(pytester, smoke_args, bench_dirs,
         assert status[name]["reason"].startswith("no GPU: NVML is not usable (no driver)"), name
     assert "give --cryobench-live-camera" in status["live_throughput"]["reason"]
     assert status["non_root"]["info"]["requirement"]["tier"] == "pass"
-    assert doc["metrics"]["memory_bandwidth"]["memory_bandwidth"]["unit"] == "GB/s"
+    assert figures_of(doc, "memory_bandwidth")["gb_per_s"].unit == "GB/s"
     result.stdout.re_match_lines([r"requirement\s+measured\s+minimum\s+recommended\s+verdict",
                                   r"memory_bandwidth\s+[\d.,]+ GB/s\s+50 GB/s\s+100 GB/s\s+(pass|below)",
                                   r"gpu_memory\[gpu\]\s+-\s+-\s+-\s+could not run"])
@@ -156,10 +156,10 @@ def test_live_throughput_on_the_cpu(pytester, smoke_args, bench_dirs, fast_probe
     assert case["outcome"] == outcome, case["reason"]
     req = case["info"]["requirement"]
     assert req["camera"] == "K3" and req["lanes"] == 1 and req["scale_factor"] > 1
-    assert doc["checks"]["live_throughput"]["shifts_passed"] is True
+    assert doc["tests"]["live_throughput"]["checks"]["shifts_passed"] is True
     assert set(doc["timings"]["live_throughput"]) == {"read", "decompress", "upload", "gain", "align", "total"}
-    assert doc["tags"]["live_throughput"]["read"] == ["IO"]
-    seconds = doc["metrics"]["live_throughput"]["seconds_per_movie"]["value"]
+    assert doc["tests"]["live_throughput"]["tags"]["read"] == ["IO"]
+    seconds = figures_of(doc, "live_throughput")["seconds_per_movie"].value
     assert req["value"] == pytest.approx(3600 / seconds)
     if outcome == "passed":
         assert req["detail"].startswith("keeps up: K3 movies take")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_cryobench.engine.passes import ENGINE_CASES
-from tests.conftest import load_results
+from tests.helpers import figures_of, load_results
 
 ONE_CASE = ["-k", "engine and memory_single_linear10_max_C1"]
 
@@ -21,26 +21,26 @@ def test_the_fourteen_cases_run_and_check_their_answers(pytester, smoke_args, be
     doc = load_results(bench_dirs["out"], "gpu")
     for name in ENGINE_CASES:
         test = f"{name}[cpu]"
-        checks = doc["checks"][test]
+        checks = doc["tests"][test]["checks"]
         assert checks["passed"] is True, checks
         assert checks["poses_fraction_within_step"] >= 0.9
         assert checks["reconstruction_fsc_min_fsc"] >= 0.5
         assert checks["identity_projection_passed"] is True
-        assert set(doc["metrics"][test]) == {name, "particles_per_s", "poses_per_s"}
-        info = doc["status"][test]["info"]
-        assert info["particles"] == 256 and info["rotations"] > 100 and info["shifts"] == 9
+        assert set(figures_of(doc, test)) == {name, "particles_per_s", "poses_per_s"}
+        info = doc["tests"][test]["info"]
+        assert doc["tests"][test]["amounts"]["particles"] == 256 and info["rotations"] > 100 and info["shifts"] == 9
         if "single" in name:
             assert {"setup_scales", "project", "read_particles", "upload", "fft", "ctf", "score", "backproject",
                     "reconstruct"} <= set(doc["timings"][test])
-            assert doc["tags"][test]["read_particles"] == ["IO"] and doc["tags"][test]["upload"] == ["PCIe"]
+            assert doc["tests"][test]["tags"]["read_particles"] == ["IO"] and doc["tests"][test]["tags"]["upload"] == ["PCIe"]
             assert info["read_compute_overlap_s"] == 0
         else:  # multi: the overall time only, as the guide does
             assert set(doc["timings"][test]) == {"total"}
-    assert doc["checks"]["memory_single_linear10_max_D7[cpu]"]["group_closes_operators"] == 14
-    assert doc["checks"]["memory_single_linear20_max_C1[cpu]"]["cubic_more_accurate_passed"] is True
-    marg = doc["checks"]["memory_single_linear10_marg_C1[cpu]"]
+    assert doc["tests"]["memory_single_linear10_max_D7[cpu]"]["checks"]["group_closes_operators"] == 14
+    assert doc["tests"]["memory_single_linear20_max_C1[cpu]"]["checks"]["cubic_more_accurate_passed"] is True
+    marg = doc["tests"]["memory_single_linear10_marg_C1[cpu]"]["checks"]
     assert marg["marg_weights_sum_to_one_passed"] and marg["marg_peak_at_truth_passed"]
-    assert doc["status"]["disk_single_linear10_max_C1[cpu]"]["residency"] is not None
+    assert doc["tests"]["disk_single_linear10_max_C1[cpu]"]["residency"] is not None
 
 
 def test_a_wrong_projection_convention_fails_the_pose_check(pytester, smoke_args, monkeypatch):
@@ -72,7 +72,7 @@ def test_running_out_of_memory_mid_pass_fails_only_that_case(pytester, smoke_arg
     result.stdout.fnmatch_lines(["*gpu/memory_single_linear10_max_D7[[]cpu[]] ran out of host memory "
                                  "(Out of memory allocating 8,589,934,592 bytes*the other cases still run*"])
     doc = load_results(bench_dirs["out"], "gpu")
-    assert doc["status"]["memory_single_linear10_max_C1[cpu]"]["outcome"] == "passed"
+    assert doc["tests"]["memory_single_linear10_max_C1[cpu]"]["outcome"] == "passed"
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_real_data_set_runs_with_sanity_checks(pytester, smoke_args, bench_dirs,
     result = pytester.runpytest(*smoke_args, f"--cryobench-data={real_engine_set}", "--cryobench-backend=numpy",
                                 *ONE_CASE)
     result.assert_outcomes(passed=1)
-    checks = load_results(bench_dirs["out"], "gpu")["checks"]["memory_single_linear10_max_C1[cpu]"]
+    checks = load_results(bench_dirs["out"], "gpu")["tests"]["memory_single_linear10_max_C1[cpu]"]["checks"]
     assert checks["reconstruction_finite_passed"] and "poses_passed" not in checks
 
 

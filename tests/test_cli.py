@@ -16,7 +16,7 @@ def test_run_shares_the_plugin_options(tmp_path, bench_dirs, monkeypatch):
                  "--no-ssd", "--run-id", "clirun", "--", "-q", "-k", "sequential", "-p", "no:cacheprovider"])
     assert code == 0
     doc = json.loads((bench_dirs["out"] / "clirun_fs_benchmark_data.json").read_text())
-    assert list(doc["timings"]) == ["particle_sequential_read"]
+    assert list(doc["tests"]) == list(doc["timings"]) == ["particle_sequential_read"]
     assert doc["test_info"]["job_params"]["use_ssd"] is False
 
 
@@ -28,7 +28,7 @@ def test_requirements_command_runs_the_requirements_suite(tmp_path, bench_dirs, 
                  "--", "-q", "-k", "kernel or platform or live_gpu_memory", "-p", "no:cacheprovider"])
     assert code == 0
     doc = json.loads((bench_dirs["out"] / "clireq_requirements_benchmark_data.json").read_text())
-    assert set(doc["timings"]) >= {"kernel", "platform", "live_gpu_memory_preprocessing"}
+    assert set(doc["tests"]) >= {"kernel", "platform", "live_gpu_memory_preprocessing"}
     assert not list(bench_dirs["out"].glob("clireq_fs_*"))  # only the requirements group ran
 
 

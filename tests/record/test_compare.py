@@ -10,6 +10,7 @@ import pytest
 
 from pytest_cryobench.cli import main
 from pytest_cryobench.record.compare import build_table, headline_seconds, render_legend, render_text
+from pytest_cryobench.record.model import CaseRecord
 from pytest_cryobench.record.references import load_column, make_reference
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -41,11 +42,20 @@ def test_cells_figures_and_marks(runs):
     assert [(row.test, name) for row, name, _ in table.regressions()] == [("fsc_loose[cpu]", "cb20251102-080000")]
 
 
-def test_headline_is_the_first_time_metric_else_the_total():
-    assert headline_seconds({"metrics": {"rate": {"value": 5, "unit": "MB/s"}, "t": {"value": 2.0, "unit": "s"}},
-                             "timings": {"total": 3.0}}) == 2.0
-    assert headline_seconds({"metrics": {}, "timings": {"total": 3.0}}) == 3.0
+def test_headline_is_the_first_time_figure_else_the_total():
+    assert headline_seconds(CaseRecord("fs", "t", values={"rate": {"value": 5, "unit": "MB/s"},
+                                                          "t": {"value": 2.0, "unit": "s"}},
+                                       samples={"total": [3.0]})) == 2.0
+    assert headline_seconds(CaseRecord("fs", "t", samples={"total": [3.0, 4.0, 5.0]})) == 4.0
+    assert headline_seconds(CaseRecord("fs", "t", samples={"total": [3.0, 6.0, 9.0]}, headline={"name": "t", "per": "n"},
+                                       amounts={"n": 3})) == 2.0
     assert headline_seconds(None) is None
+
+
+def test_cells_carry_the_spread_of_their_time(runs):
+    table = build_table(_columns(runs[:2]))
+    fsc = next(row for row in table.rows if row.test == "fsc_loose[cpu]")
+    assert fsc.cells[0].spread == pytest.approx(0.01 * 0.5 / 2)  # half the IQR of the rounds, seconds
 
 
 def test_detail_rows_carry_sub_timings_with_tags(runs):
@@ -175,9 +185,12 @@ def test_one_run_named_twice_is_shown_once(runs, capsys):
 
 
 @pytest.mark.parametrize("edit, where", [
-    (lambda d: d["stats"].update({"fsc_loose[cpu]": "x"}), "stats/fsc_loose[cpu]"),
-    (lambda d: d["tags"].update({"fsc_loose[cpu]": 5}), "tags/fsc_loose[cpu]"),
-    (lambda d: d["checks"].update({"fsc_loose[cpu]": [1]}), "checks/fsc_loose[cpu]"),
+    (lambda d: d["tests"]["fsc_loose[cpu]"].update({"samples": "x"}), "tests/fsc_loose[cpu]/samples"),
+    (lambda d: d["tests"]["fsc_loose[cpu]"].update({"tags": 5}), "tests/fsc_loose[cpu]/tags"),
+    (lambda d: d["tests"]["fsc_loose[cpu]"].update({"checks": [1]}), "tests/fsc_loose[cpu]/checks"),
+    (lambda d: d["tests"]["fsc_loose[cpu]"]["samples"]["total"].append(-1.0), "tests/fsc_loose[cpu]/samples/total/3"),
+    (lambda d: d["tests"]["fsc_loose[cpu]"]["samples"]["total"].append(float("inf")),
+     "tests/fsc_loose[cpu]/samples/total/3"),
     (lambda d: d["test_info"].update({"instance_information": "zz"}), "test_info/instance_information"),
     (lambda d: d["test_info"].update({"created_at": 1e300}), "test_info/created_at"),
 ])

@@ -14,7 +14,6 @@ from pytest_cryobench.record.model import (
     RESULT_KIND,
     RESULT_SCHEMA_VERSION,
     CaseRecord,
-    Metric,
     csv_rows,
     group_document,
     result_paths,
@@ -24,33 +23,42 @@ from pytest_cryobench.record.references import load_result
 
 
 def test_group_document_shape(fs_doc, run_id, test_info):
-    assert fs_doc["schema_version"] == RESULT_SCHEMA_VERSION == 1
+    assert fs_doc["schema_version"] == RESULT_SCHEMA_VERSION == 2
     assert fs_doc["kind"] == RESULT_KIND == "cryobench-result"
     assert fs_doc["type"] == "fs"
     assert fs_doc["run_id"] == run_id
     assert fs_doc["test_info"] is test_info
     tests = ["particle_random_read", "particle_cache", "particle_sequential_read"]
-    for key in ("timings", "tags", "stats", "metrics", "checks", "status"):
-        assert list(fs_doc[key]) == tests, key
-    assert fs_doc["timings"]["particle_cache"] == {"copy_particles": 1.25, "total": 1.3}
-    assert fs_doc["tags"]["particle_cache"] == {"copy_particles": ["IO"]}
-    assert fs_doc["metrics"]["particle_cache"]["particle_cache_rate"] == {
-        "value": 100.0, "unit": "MB/s", "better": "higher"}
-    status = fs_doc["status"]["particle_sequential_read"]
-    assert status["outcome"] == "skipped" and status["reason"] == "no space"
-    assert fs_doc["timings"]["particle_sequential_read"] == {}
-    read = fs_doc["status"]["particle_random_read"]
+    assert list(fs_doc["tests"]) == tests  # one object per case
+    cache = fs_doc["tests"]["particle_cache"]
+    assert cache["samples"] == {"copy_particles": [1.15, 1.25, 1.35], "total": [1.2, 1.3, 1.4]}
+    assert cache["tags"] == {"copy_particles": ["IO"]}
+    assert cache["amounts"] == {"bytes": 130e6} and cache["rates"] == ["mb_per_s"]
+    assert cache["headline"] == {"name": "particle_cache_time", "per": None}
+    skipped = fs_doc["tests"]["particle_sequential_read"]
+    assert skipped["outcome"] == "skipped" and skipped["reason"] == "no space" and skipped["samples"] == {}
+    read = fs_doc["tests"]["particle_random_read"]
     assert read["residency"] == [0.0, 0.001, 0.0]
     assert read["nodeid"].endswith("::test_particle_random_read")
     assert read["warm"] is False
+    # no figure is stored twice: medians, stats and rates are not in the case objects
+    assert not {"timings", "stats", "metrics"} & set(read)
+
+
+def test_cryosparc_view_is_derived_medians(fs_doc):
+    """``type``, ``timings`` (median seconds per sub-timing and total) and ``test_info``, as
+    CryoSPARC's files have them."""
+    assert fs_doc["timings"] == {
+        "particle_random_read": {"read_particles": 0.5, "total": 0.51},
+        "particle_cache": {"copy_particles": 1.25, "total": 1.3}}  # a case that did not run has none
 
 
 def test_group_document_copies_the_record_dicts(records_fs, test_info, run_id):
     doc = group_document("fs", records_fs, test_info, run_id)
-    records_fs[1].timings["total"] = 99.0
+    records_fs[1].samples["total"][1] = 99.0
     records_fs[1].tags["copy_particles"].append("CPU")
-    assert doc["timings"]["particle_cache"]["total"] == 1.3
-    assert doc["tags"]["particle_cache"]["copy_particles"] == ["IO"]
+    assert doc["tests"]["particle_cache"]["samples"]["total"][1] == 1.3
+    assert doc["tests"]["particle_cache"]["tags"]["copy_particles"] == ["IO"]
 
 
 def test_write_group_produces_valid_json_and_csv(fs_doc, tmp_path, run_id):
@@ -60,12 +68,12 @@ def test_write_group_produces_valid_json_and_csv(fs_doc, tmp_path, run_id):
     assert csv_path == tmp_path / f"{run_id}_fs_benchmark_data.csv"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files
     loaded = load_result(json_path)  # schema-validated
-    for key in ("type", "timings", "stats", "checks", "test_info"):
+    for key in ("type", "timings", "tests", "test_info"):
         assert key in loaded
     assert loaded["type"] == "fs"
     assert loaded["timings"]["particle_random_read"] == {"read_particles": 0.5, "total": 0.51}
-    assert loaded["stats"]["particle_random_read"]["rounds"] == 3
-    assert loaded["checks"]["particle_random_read"] == {
+    assert len(loaded["tests"]["particle_random_read"]["samples"]["total"]) == 3
+    assert loaded["tests"]["particle_random_read"]["checks"] == {
         "passed": True, "bytes_read_passed": True, "bytes_read_expected": 40960}
     assert loaded["test_info"]["profile"] == "smoke"
     assert json_path.read_text().endswith("}\n")
@@ -74,25 +82,23 @@ def test_write_group_produces_valid_json_and_csv(fs_doc, tmp_path, run_id):
 def test_numpy_scalars_and_arrays_serialise(fs_doc, tmp_path):
     json_path, _ = write_group(tmp_path, fs_doc)
     loaded = json.loads(json_path.read_text())
-    rate = loaded["metrics"]["particle_random_read"]["particle_random_read_rate"]["value"]
-    assert isinstance(rate, float) and rate == pytest.approx(3921.5)
-    info = loaded["status"]["particle_random_read"]["info"]
-    assert info["particles"] == 2000 and isinstance(info["particles"], int)
-    assert info["threads"] == 8 and isinstance(info["threads"], int)
-    assert isinstance(loaded["stats"]["particle_random_read"]["min"], float)
+    read = loaded["tests"]["particle_random_read"]
+    assert read["amounts"]["particles"] == 2000
+    assert read["info"]["threads"] == 8 and isinstance(read["info"]["threads"], int)
+    assert all(isinstance(t, float) for t in read["samples"]["total"])
 
 
 def test_numpy_arrays_serialise_as_lists(tmp_path, test_info):
     record = CaseRecord("fs", "t", "n", info={"shape": np.array([10, 16, 16]), "one": np.array([7])})
     json_path, _ = write_group(tmp_path, group_document("fs", [record], test_info, "r1"))
-    info = json.loads(json_path.read_text())["status"]["t"]["info"]
+    info = json.loads(json_path.read_text())["tests"]["t"]["info"]
     assert info == {"shape": [10, 16, 16], "one": [7]}
 
 
 def test_paths_serialise_as_text(tmp_path, test_info):
     record = CaseRecord("fs", "t", "n", info={"where": Path("/a/b")})
     json_path, _ = write_group(tmp_path, group_document("fs", [record], test_info, "r1"))
-    assert json.loads(json_path.read_text())["status"]["t"]["info"]["where"] == "/a/b"
+    assert json.loads(json_path.read_text())["tests"]["t"]["info"]["where"] == "/a/b"
 
 
 def test_unserialisable_value_leaves_no_file(tmp_path, test_info):
@@ -109,7 +115,7 @@ def test_write_group_replaces_an_earlier_file(fs_doc, tmp_path, run_id):
     assert load_result(json_path)["run_id"] == run_id
 
 
-def test_csv_one_row_per_test_and_timing_then_metrics(fs_doc, tmp_path):
+def test_csv_one_row_per_test_and_timing_then_figures(fs_doc, tmp_path):
     _, csv_path = write_group(tmp_path, fs_doc)
     with open(csv_path, newline="") as handle:
         rows = list(csv.reader(handle))
@@ -118,18 +124,19 @@ def test_csv_one_row_per_test_and_timing_then_metrics(fs_doc, tmp_path):
         ["fs", "particle_random_read", "read_particles", "0.5", "s", "IO"],
         ["fs", "particle_random_read", "total", "0.51", "s", ""],
         ["fs", "particle_random_read", "particle_random_read_time", "0.51", "s", ""],
-        ["fs", "particle_random_read", "particle_random_read_rate", "3921.5", "particles/s", ""],
+        ["fs", "particle_random_read", "particles_per_s", str(2000 / 0.51), "particles/s", ""],
+        ["fs", "particle_random_read", "mb_per_s", str(40960 * 1e-6 / 0.51), "MB/s", ""],
         ["fs", "particle_cache", "copy_particles", "1.25", "s", "IO"],
         ["fs", "particle_cache", "total", "1.3", "s", ""],
         ["fs", "particle_cache", "particle_cache_time", "1.3", "s", ""],
-        ["fs", "particle_cache", "particle_cache_rate", "100.0", "MB/s", ""],
+        ["fs", "particle_cache", "mb_per_s", str(130e6 * 1e-6 / 1.3), "MB/s", ""],
     ]
 
 
 def test_csv_rows_join_several_tags(test_info):
-    record = CaseRecord("gpu", "k", "n", timings={"upload": 0.1}, tags={"upload": ["PCIe", "Alloc"]})
+    record = CaseRecord("gpu", "k", "n", samples={"upload": [0.1], "total": [0.1]}, tags={"upload": ["PCIe", "Alloc"]})
     rows = csv_rows(group_document("gpu", [record], test_info, "r"))
-    assert rows == [("gpu", "k", "upload", 0.1, "s", "PCIe Alloc")]
+    assert rows == [("gpu", "k", "upload", 0.1, "s", "PCIe Alloc"), ("gpu", "k", "total", 0.1, "s", "")]
 
 
 def test_result_paths():
@@ -151,13 +158,12 @@ def test_groups_of_a_dotted_run_id_do_not_overwrite_each_other(tmp_path, test_in
         "nightly.3_gpu_benchmark_data.csv", "nightly.3_gpu_benchmark_data.json"]
 
 
-def test_metric_and_record_defaults():
-    assert Metric(1.0, "s").to_json() == {"value": 1.0, "unit": "s", "better": "lower"}
+def test_record_defaults():
     record = CaseRecord("fs", "t", "n")
     assert record.outcome == "passed" and record.checks_passed
     record.checks["passed"] = False
     assert not record.checks_passed
-    assert CaseRecord("fs", "u", "n").timings == {}  # no shared mutable defaults
+    assert CaseRecord("fs", "u", "n").checks == {}  # no shared mutable defaults
 
 
 def test_empty_group_is_valid(tmp_path, test_info):
@@ -166,8 +172,15 @@ def test_empty_group_is_valid(tmp_path, test_info):
     assert csv_path.read_text().splitlines() == [",".join(CSV_COLUMNS)]
 
 
-def test_numpy_float64_timings_are_exact(tmp_path, test_info):
+def test_numpy_float64_samples_are_exact(tmp_path, test_info):
     value = np.float64(0.1) + np.float64(0.2)
-    record = CaseRecord("fs", "t", "n", timings={"total": value})
+    record = CaseRecord("fs", "t", "n", samples={"total": [value]})
     json_path, _ = write_group(tmp_path, group_document("fs", [record], test_info, "r3"))
-    assert load_result(json_path)["timings"]["t"]["total"] == float(value)
+    assert load_result(json_path)["tests"]["t"]["samples"]["total"] == [float(value)]
+
+
+def test_record_round_trips_through_json(records_fs):
+    for record in records_fs:
+        again = CaseRecord.from_json(record.group, record.test, json.loads(json.dumps(record.to_json(), default=float)))
+        assert again.samples == {k: [float(x) for x in v] for k, v in record.samples.items()}
+        assert (again.headline, again.rates, again.outcome) == (record.headline, record.rates, record.outcome)

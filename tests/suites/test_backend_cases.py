@@ -32,9 +32,9 @@ def test_gpu_case_without_gpu_is_skipped_with_reason(pytester, smoke_args, bench
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["gpu/sum[[]gpu[]]*could not run*",
                                  "*SKIPPED*no usable GPU*run them on the CPU with --cryobench-backend numpy*"])
-    from tests.conftest import load_results
+    from tests.helpers import load_results
 
-    status = load_results(bench_dirs["out"], "gpu")["status"]["sum[gpu]"]
+    status = load_results(bench_dirs["out"], "gpu")["tests"]["sum[gpu]"]
     assert status["outcome"] == "skipped" and "no usable GPU" in status["reason"]
 
 
@@ -51,12 +51,12 @@ def test_numpy_backend_runs_gpu_cases_on_cpu(pytester, smoke_args, bench_dirs):
     result = pytester.runpytest(*smoke_args, "test_gpu_case.py", "--cryobench-backend=numpy")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gpu/sum[[]cpu[]]*sum_time*"])
-    from tests.conftest import load_results
+    from tests.helpers import load_results
 
     doc = load_results(bench_dirs["out"], "gpu")
     assert doc["test_info"]["backend"] == "numpy"
-    assert doc["checks"]["sum[cpu]"]["passed"] is True
-    assert doc["stats"]["sum[cpu]"]["rounds"] == 2
+    assert doc["tests"]["sum[cpu]"]["checks"]["passed"] is True
+    assert len(doc["tests"]["sum[cpu]"]["samples"]["total"]) == 2
 
 
 def test_wrong_answer_fails_whatever_the_speed(pytester, smoke_args, bench_dirs):
@@ -80,9 +80,9 @@ def test_out_of_memory_fails_only_that_case(pytester, smoke_args, bench_dirs):
     result.stdout.fnmatch_lines(["*gpu/huge[[]cpu[]] ran out of host memory (Out of memory allocating 17,179,869,184 bytes*"
                                  "the other cases still run*"])
     assert "Traceback" not in result.stdout.str()
-    from tests.conftest import load_results
+    from tests.helpers import load_results
 
     doc = load_results(bench_dirs["out"], "gpu")
-    assert doc["status"]["huge[cpu]"]["outcome"] == "failed"
-    assert doc["status"]["sum[cpu]"]["outcome"] == "passed"
-    assert doc["status"]["sum[cpu]"]["info"]["device"] == "cpu"
+    assert doc["tests"]["huge[cpu]"]["outcome"] == "failed"
+    assert doc["tests"]["sum[cpu]"]["outcome"] == "passed"
+    assert doc["tests"]["sum[cpu]"]["info"]["device"] == "cpu"

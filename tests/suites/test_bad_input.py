@@ -1,4 +1,4 @@
-"""Bad input gets one clear message naming the file or option, and nothing is lost (SPEC 8)."""
+"""Bad input gets one clear message naming the file or option, and nothing is lost (``docs/design.md``, faults)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import leftover_files, load_results
+from tests.helpers import leftover_files, load_results
 
 
 @pytest.mark.parametrize("how, message", [
@@ -70,8 +70,8 @@ def test_project_dir_not_writable(pytester, particle_args, tmp_path, bench_dirs)
     assert "Traceback" not in result.stdout.str()
     # The run's record is still written, saying why each case could not run.
     doc = load_results(bench_dirs["out"])
-    assert doc["status"]["particle_random_read"]["outcome"] == "error"
-    assert "is not a directory" in doc["status"]["particle_random_read"]["reason"]
+    assert doc["tests"]["particle_random_read"]["outcome"] == "error"
+    assert "is not a directory" in doc["tests"]["particle_random_read"]["reason"]
 
 
 def test_cache_dir_that_does_not_exist(pytester, particle_args, tmp_path, bench_dirs):
@@ -131,7 +131,7 @@ def test_baseline_of_another_schema_version(pytester, particle_args, tmp_path):
     old.write_text(json.dumps({"schema_version": 99, "kind": "cryobench-result"}))
     result = pytester.runpytest(*particle_args, f"--cryobench-baseline={old}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*baseline*has schema version 99*reads version 1: it was written by a newer pytest-cryobench; upgrade this one*"])
+    result.stderr.fnmatch_lines(["*baseline*has schema version 99*reads versions 1, 2: it was written by a newer pytest-cryobench; upgrade this one*"])
 
 
 def test_sysctl_drop_caches_not_permitted(pytester, particle_args, monkeypatch, tmp_path):

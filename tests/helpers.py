@@ -1,14 +1,38 @@
-"""Fixtures shared by the unit tests: hand-built records and result documents."""
+"""Helpers shared by the plugin's tests: reading result files, and hand-built records and runs.
+
+Fixtures live in ``conftest.py`` files; plain functions live here and are imported by name.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
-from pytest_cryobench.record.model import CaseRecord, Metric, group_document, write_group
+from pytest_cryobench.record.model import CaseRecord, group_document, write_group
+
+
+def load_results(out: Path, group: str = "fs") -> dict:
+    """The single result JSON of ``group`` in an output dir."""
+    files = sorted(out.glob(f"*_{group}_benchmark_data.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def figures_of(doc: dict, test: str) -> dict:
+    """The derived figures (headline, rates, measured values) of one case of a result document."""
+    from pytest_cryobench.record import derive
+    from pytest_cryobench.record.model import CaseRecord
+
+    return derive.figures(CaseRecord.from_json(doc["type"], test, doc["tests"][test]))
+
+
+def leftover_files(*dirs: Path) -> list[Path]:
+    """Files left anywhere below the given directories."""
+    return sorted(p for d in dirs if d.exists() for p in d.rglob("*") if p.is_file())
+
 
 RUN_ID = "cb20240102-030405"
 
@@ -63,24 +87,22 @@ def fs_records() -> list[CaseRecord]:
     read = CaseRecord(
         group="fs", test="particle_random_read",
         nodeid="bench_suites/bench_fs_particles.py::test_particle_random_read",
-        timings={"read_particles": np.float64(0.5), "total": 0.51},
+        samples={"read_particles": [np.float64(0.5), 0.49, 0.59], "total": [0.51, 0.5, np.float64(0.6)]},
         tags={"read_particles": ["IO"]},
-        stats={"median": 0.51, "min": np.float64(0.5), "max": 0.6, "mean": 0.53, "iqr": 0.04,
-               "rounds": np.int64(3)},
-        metrics={"particle_random_read_time": Metric(0.51, "s"),
-                 "particle_random_read_rate": Metric(np.float32(3921.5), "particles/s", "higher")},
+        amounts={"particles": np.int64(2000), "bytes": 40960},
+        headline={"name": "particle_random_read_time", "per": None},
+        rates=["particles_per_s", "mb_per_s"],
         checks={"passed": True, "bytes_read_passed": True, "bytes_read_expected": np.int64(40960)},
-        info={"tolerance": 1.5, "particles": np.int64(2000), "threads": np.int32(8),
-              "source": "/home/alice/proj/cryobench-x"},
+        info={"tolerance": 1.5, "threads": np.int32(8), "source": "/home/alice/proj/cryobench-x"},
         residency=[0.0, 0.001, 0.0],
     )
     cache = CaseRecord(
         group="fs", test="particle_cache", nodeid="bench_suites/bench_fs_particles.py::test_particle_cache",
-        timings={"copy_particles": 1.25, "total": 1.3},
+        samples={"copy_particles": [1.15, 1.25, 1.35], "total": [1.2, 1.3, 1.4]},
         tags={"copy_particles": ["IO"]},
-        stats={"median": 1.3, "min": 1.2, "max": 1.4, "mean": 1.3, "iqr": 0.1, "rounds": 3},
-        metrics={"particle_cache_time": Metric(1.3, "s"),
-                 "particle_cache_rate": Metric(100.0, "MB/s", "higher")},
+        amounts={"bytes": 130e6},
+        headline={"name": "particle_cache_time", "per": None},
+        rates=["mb_per_s"],
         checks={"passed": True},
     )
     skipped = CaseRecord(group="fs", test="particle_sequential_read",
@@ -92,65 +114,25 @@ def fs_records() -> list[CaseRecord]:
 def gpu_records() -> list[CaseRecord]:
     return [CaseRecord(
         group="gpu", test="fsc_loose[gpu0]", nodeid="bench_suites/bench_gpu.py::test_fsc[gpu0]",
-        timings={"fsc": 0.2, "total": 0.2}, tags={"fsc": ["GPU"]},
-        stats={"median": 0.2, "min": 0.2, "max": 0.2, "mean": 0.2, "iqr": 0.0, "rounds": 1},
-        metrics={"fsc_time": Metric(0.2, "s")}, checks={"passed": True})]
+        samples={"fsc": [0.2], "total": [0.2]}, tags={"fsc": ["GPU"]},
+        headline={"name": "fsc_time", "per": None}, checks={"passed": True})]
 
-
-@pytest.fixture
-def test_info() -> dict[str, Any]:
-    return make_test_info()
-
-
-@pytest.fixture
-def fs_doc(test_info) -> dict[str, Any]:
-    return group_document("fs", fs_records(), test_info, RUN_ID)
-
-
-@pytest.fixture
-def gpu_doc(test_info) -> dict[str, Any]:
-    return group_document("gpu", gpu_records(), test_info, RUN_ID)
-
-
-@pytest.fixture
-def records_fs() -> list[CaseRecord]:
-    return fs_records()
-
-
-@pytest.fixture
-def records_gpu() -> list[CaseRecord]:
-    return gpu_records()
-
-
-@pytest.fixture
-def info_factory():
-    """``make_test_info(**overrides)``."""
-    return make_test_info
-
-
-@pytest.fixture
-def run_id() -> str:
-    return RUN_ID
-
-
-# Runs written to disk, for the compare and report tools.
 
 def _record(group, test, seconds, subs, *, outcome="passed", reason=None, checks=True, tolerance=None,
             rate=None):
-    """A case record whose headline metric is ``seconds`` and whose sub-timings are ``subs``
-    (name -> (share of the total, tag))."""
+    """A case record of three rounds whose headline (median) is ``seconds``, with an IQR of 1% of
+    it, and whose sub-timings are ``subs`` (name -> (share of the total, tag)); ``rate``: MB/s
+    at the median."""
     if outcome == "skipped":
         return CaseRecord(group, test, f"bench::{test}", outcome="skipped", reason=reason)
-    metrics = {f"{test.split('[')[0]}_time": Metric(seconds, "s")}
-    if rate:
-        metrics["rate"] = Metric(rate / seconds, "MB/s", "higher")
-    timings = {name: share * seconds for name, (share, _) in subs.items()}
-    timings["total"] = seconds
-    return CaseRecord(group, test, f"bench::{test}", timings=timings,
+    totals = [0.99 * seconds, seconds, 1.01 * seconds]
+    samples = {name: [share * t for t in totals] for name, (share, _) in subs.items()}
+    samples["total"] = totals
+    return CaseRecord(group, test, f"bench::{test}", samples=samples,
                       tags={name: [tag] for name, (_, tag) in subs.items()},
-                      stats={"median": seconds, "min": seconds, "max": seconds, "mean": seconds,
-                             "iqr": 0.01 * seconds, "rounds": 3},
-                      metrics=metrics, checks={"passed": checks}, outcome=outcome, reason=reason,
+                      headline={"name": f"{test.split('[')[0]}_time", "per": None},
+                      amounts={"bytes": rate * 1e6} if rate else {}, rates=["mb_per_s"] if rate else [],
+                      checks={"passed": checks}, outcome=outcome, reason=reason,
                       info={"tolerance": tolerance} if tolerance else {})
 
 
@@ -183,18 +165,3 @@ def write_run(_info, directory: Path, run_id: str, factors: dict[str, float] | N
                                    rate=100.0 if group == "fs" else None))
         path = write_group(directory, group_document(group, records, info, run_id))[0]
     return path
-
-
-@pytest.fixture
-def runs(tmp_path, info_factory):
-    """Result files of three runs (gpu group paths): before, after (fsc slower, picking faster, engine could not run, cache checks failed) and a
-    run of another profile."""
-    before = write_run(info_factory, tmp_path, "cb20251101-080000")
-    after = write_run(info_factory, tmp_path, "cb20251102-080000",
-                      {"fsc_loose[cpu]": 1.6, "picking[cpu]": 0.5, "particle_cache": 1.1,
-                       "particle_random_read": 1.05},
-                      skipped=("memory_single_linear10_max_C1[cpu]",), bad_checks=("particle_cache",),
-                      created_at=1_763_786_400.0)
-    smoke = write_run(info_factory, tmp_path, "cb20251103-080000", {"picking[cpu]": 0.01}, profile="smoke",
-                      created_at=1_763_872_800.0)
-    return before, after, smoke

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import load_results
+import pytest
+
+from tests.helpers import figures_of, load_results
 
 
 def test_movie_reads_and_tiff_decompression(pytester, smoke_args, bench_dirs):
@@ -16,15 +18,18 @@ def test_movie_reads_and_tiff_decompression(pytester, smoke_args, bench_dirs):
     cpu = load_results(bench_dirs["out"], "cpu")
     assert set(fs["timings"]) == {"tiff", "mrc"} and set(cpu["timings"]) == {"tiff"}
     assert set(fs["timings"]["tiff"]) == {"read_movie_0", "read_movie_1", "read_movie_2", "total"}
-    assert fs["tags"]["mrc"]["read_movie_0"] == ["IO"]
-    assert fs["metrics"]["tiff"]["tiff"]["value"] > 0 and fs["metrics"]["tiff"]["tiff"]["unit"] == "s"
-    assert max(fs["status"]["tiff"]["residency"]) < 0.02
-    checks = cpu["checks"]["tiff"]
+    assert fs["tests"]["mrc"]["tags"]["read_movie_0"] == ["IO"]
+    headline = figures_of(fs, "tiff")["tiff"]
+    assert headline.value > 0 and headline.unit == "s"
+    assert fs["tests"]["tiff"]["headline"] == {"name": "tiff", "per": "movies"}
+    assert headline.value == pytest.approx(fs["timings"]["tiff"]["total"] / 3)  # per movie
+    assert max(fs["tests"]["tiff"]["residency"]) < 0.02
+    checks = cpu["tests"]["tiff"]["checks"]
     assert checks["passed"] is True
     assert checks["totals_synthetic_movie_000_decoded"] == checks["totals_synthetic_movie_000_written"] > 0
-    info = cpu["status"]["tiff"]["info"]
+    info = cpu["tests"]["tiff"]["info"]
     assert info["threads"] >= 1 and info["frames_or_fractions"] == 3 * 8
-    assert cpu["tags"]["tiff"]["decode_movie_0"] == ["CPU"]
+    assert cpu["tests"]["tiff"]["tags"]["decode_movie_0"] == ["CPU"]
     # The RAM copies are gone, and the generated movies stay cached for the next run.
     assert not os.path.exists("/dev/shm/cryobench-movies-e2e")
     assert len(list((bench_dirs["data"] / "synthetic-smoke" / "movies" / "tiff").glob("*.tiff"))) == 3

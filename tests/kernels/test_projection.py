@@ -7,7 +7,7 @@ Known answers used below:
 * a sum of 3D Gaussians projects, at pose ``R`` (``V_R(x) = V(R^T x)``), to the sum of 2D Gaussians
   of amplitude ``a sqrt(2 pi) sigma`` centred on the ``(x, y)`` of the rotated centres ``R c``; with
   ``sigma >= 2`` px the sampled volume is band-limited to rounding, so the remaining difference is
-  the interpolation error of the slice (the thresholds are the notes' section 4: trilinear, pad 2,
+  the interpolation error of the slice (the thresholds are those of ``docs/design.md``, projection: trilinear, pad 2,
   gridding < 3 %; Keys cubic, pad 2 < 0.5 %);
 * quarter turns permute voxels exactly: at such a pose every sample lands on a grid node, so the
   projection equals the projection of the voxel-permuted volume to rounding;
