@@ -110,7 +110,6 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=3600
-SchedulerParameters=defer_batch
 NodeName=n[1-$nodes] NodeHostname=localhost NodeAddr=127.0.0.1 Port=[$((port + 101))-$((port + 100 + nodes))] CPUs=$cpus RealMemory=1000 State=UNKNOWN
 PartitionName=ci Nodes=n[1-$nodes] Default=YES MaxTime=INFINITE State=UP
 EOF

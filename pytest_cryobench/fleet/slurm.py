@@ -114,7 +114,8 @@ def submit(script: str, options: Sequence[str]) -> str:
     except subprocess.TimeoutExpired:
         raise SlurmError(f"sbatch: no answer within {TIMEOUT_S:.0f} s (is slurmctld up?)") from None
     if done.returncode != 0:
-        raise SlurmError(f"sbatch {' '.join(options)}: {(done.stderr or done.stdout).strip()}")
+        said = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        raise SlurmError(said if said.startswith("sbatch") else f"sbatch: {said}")
     # --parsable prints "jobid" or "jobid;cluster"
     return done.stdout.strip().split(";")[0]
 

@@ -115,7 +115,9 @@ def submit_fleet(request: FleetRequest, say: Callable[[str], None] = print) -> l
     Raises
     ------
     FleetError, SlurmError
-        A bad request, an unknown partition or hostlist, or sbatch refusing a job.
+        A bad request, an unknown partition or hostlist, or no node took a job (each node's
+        reason is in the message). A node that takes no job while others do is recorded as
+        ``NOT_SUBMITTED`` with its reason.
     """
     check_request(request)
     out = request.out.resolve()
@@ -134,20 +136,32 @@ def submit_fleet(request: FleetRequest, say: Callable[[str], None] = print) -> l
         node_dir = out / node
         node_dir.mkdir(parents=True, exist_ok=True)
         command = job_command(request, node_dir)
-        down = slurm.unavailable_reason(slurm.node_info(node))
-        if down:
-            job = JobRecord(node, None, NOT_SUBMITTED, reason=f"node {node} is {down}", command=command)
-            say(f"{node}: not submitted: {job.reason}")
-        else:
-            stdout, stderr = node_dir / "job-%j.out", node_dir / "job-%j.err"
-            script = "#!/bin/bash\nexec " + shlex.join(command) + "\n"
-            job_id = slurm.submit(script, sbatch_options(request, node, job_name, stdout, stderr))
-            job = JobRecord(node, job_id, "PENDING", submitted_at=time.time(), command=command,
-                            stdout=str(stdout).replace("%j", job_id), stderr=str(stderr).replace("%j", job_id))
-            say(f"{node}: job {job_id}")
+        job = _submit_one(request, node, node_dir, job_name, command)
+        say(f"{node}: job {job.job_id}" if job.job_id else f"{node}: not submitted: {job.reason}")
         write_json(node_dir / JOB_FILE, job.to_json())
         jobs.append(job)
+    if not any(job.job_id for job in jobs):
+        (out / FLEET_FILE).unlink()  # nothing runs: the same --out can be used again
+        raise FleetError("no job was submitted: " + "; ".join(f"{job.node}: {job.reason}" for job in jobs))
     return jobs
+
+
+def _submit_one(request: FleetRequest, node: str, node_dir: Path, job_name: str, command: list[str]) -> JobRecord:
+    """One node's job, or a record of why it has none (the node takes no jobs; sbatch refused it)."""
+    try:
+        down = slurm.unavailable_reason(slurm.node_info(node))
+    except slurm.SlurmError as exc:
+        return JobRecord(node, None, NOT_SUBMITTED, reason=f"unknown to SLURM: {exc}", command=command)
+    if down:
+        return JobRecord(node, None, NOT_SUBMITTED, reason=f"node {node} is {down}", command=command)
+    stdout, stderr = node_dir / "job-%j.out", node_dir / "job-%j.err"
+    script = "#!/bin/bash\nexec " + shlex.join(command) + "\n"
+    try:
+        job_id = slurm.submit(script, sbatch_options(request, node, job_name, stdout, stderr))
+    except slurm.SlurmError as exc:
+        return JobRecord(node, None, NOT_SUBMITTED, reason=f"sbatch refused it: {exc}", command=command)
+    return JobRecord(node, job_id, "PENDING", submitted_at=time.time(), command=command,
+                     stdout=str(stdout).replace("%j", job_id), stderr=str(stderr).replace("%j", job_id))
 
 
 def refresh(out: Path, *, ask_slurm: bool = True) -> list[JobRecord]:
@@ -164,11 +178,17 @@ def refresh(out: Path, *, ask_slurm: bool = True) -> list[JobRecord]:
     if ask_slurm and live:
         try:
             states = slurm.queue_states([job.job_id for job in live])
+            accounting = None
             for job in live:
                 if job.job_id not in states:
                     info = slurm.job_info(job.job_id)
                     if info is not None:
                         states[job.job_id] = (info.get("JobState", "UNKNOWN"), info.get("Reason", ""))
+                        continue
+                    accounting = slurm.accounting_on() if accounting is None else accounting
+                    ended = slurm.accounting_state(job.job_id) if accounting else None
+                    if ended is not None:  # forgotten by the controller, kept by accounting
+                        states[job.job_id] = (ended[0], f"exit code {ended[1]}")
                 if states.get(job.job_id, ("",))[0] == "PENDING":
                     down[job.node] = slurm.unavailable_reason(slurm.node_info(job.node))
         except slurm.SlurmError as exc:

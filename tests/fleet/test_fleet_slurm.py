@@ -4,7 +4,9 @@ Real faults only: a node set down with ``scontrol``, a job whose ``--wrap`` give
 argument on one node, and a node whose job runs under a kernel CPU quota (a cgroup) applied by a
 ``--wrap`` script that acts only on that node. The fake nodes share this machine's two cores with
 whatever else runs, so the jobs run one at a time (``--serial``) and the report's tolerance is
-generous (4x) against a slowdown made ten times larger (a tenth of one core).
+generous (3x) against a slowdown made about twenty times larger (a twentieth of one core;
+under heavy load from other work the other nodes slow down too, and the ratio seen falls to
+about 8x).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,13 +24,20 @@ from tests.fleet.conftest import NODES, REPO
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
-TOLERANCE = "4"
-#: A tenth of one core, in 10 ms periods (short periods: the smoke cases take tens of ms).
-QUOTA_US, PERIOD_US = 1000, 10000
+TOLERANCE = "3"
+#: A twentieth of one core, in 20 ms periods (short periods: the smoke cases take tens of ms; the
+#: kernel takes no quota under 1 ms).
+QUOTA_US, PERIOD_US = 1000, 20000
+
+#: Every node's job runs at a high CPU priority, so that the other work on this machine slows the
+#: fake nodes as little as it can; the quota is a hard limit that priority does not lift.
+NICE = "nice -n -15"
 
 SLOW_WRAP = """#!/bin/bash
-# Runs "$@"; on node {node} only, inside a cgroup limited to {quota}/{period} of one core.
+# Runs "$@" at nice -15; on node {node} only, inside a cgroup limited to {quota}/{period} of one core.
+renice -n -15 $$ >/dev/null
 if [ "$SLURMD_NODENAME" != "{node}" ]; then exec "$@"; fi
+set -e  # a limit that cannot be set fails the job, rather than timing it unlimited
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
     root=/sys/fs/cgroup; cg=$root/cryobench-slow-$SLURM_JOB_ID
     echo +cpu > $root/cgroup.subtree_control 2>/dev/null || true
@@ -37,13 +47,15 @@ else
     mkdir $cg && echo {period} > $cg/cpu.cfs_period_us && echo {quota} > $cg/cpu.cfs_quota_us
 fi
 echo $$ > $cg/cgroup.procs
+set +e
 "$@"; rc=$?
 echo $$ > $root/cgroup.procs; rmdir $cg
 exit $rc
 """
 
 FAIL_WRAP = """#!/bin/bash
-# Runs "$@"; on node {node} only, with an argument pytest does not know.
+# Runs "$@" at nice -15; on node {node} only, with an argument pytest does not know.
+renice -n -15 $$ >/dev/null
 if [ "$SLURMD_NODENAME" = "{node}" ]; then exec "$@" --no-such-cryobench-option; fi
 exec "$@"
 """
@@ -61,14 +73,17 @@ def bench_args(data: Path, tmp_path: Path, *select: str) -> list[str]:
             "-p", "no:cacheprovider", "-m", "cpu", *select]
 
 
-def fleet_run(tmp_path: Path, data: Path, *options: str, select: tuple[str, ...] = ()) -> Path:
+def fleet_run(tmp_path: Path, data: Path, *options: str, select: tuple[str, ...] = (), nodes: str = "n[1-4]",
+              wait: bool = True) -> Path:
     out = tmp_path / "fleet"
     for name in ("project", "cache"):
         (tmp_path / name).mkdir(exist_ok=True)
-    done = cryobench("fleet", "run", "--partition", "ci", "--nodes", "n[1-4]", "--out", str(out), "--serial",
-                     "--wait", "--poll", "0.5", *options, "--", *bench_args(data, tmp_path, *select), cwd=tmp_path)
+    done = cryobench("fleet", "run", "--partition", "ci", "--nodes", nodes, "--out", str(out), "--serial",
+                     *(["--wait", "--poll", "0.5"] if wait else []), *options, "--",
+                     *bench_args(data, tmp_path, *select), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "pending" in done.stdout and "done" in done.stdout  # the progress lines
+    if wait:
+        assert "pending" in done.stdout and "done" in done.stdout  # the progress lines
     return out
 
 
@@ -84,7 +99,7 @@ def wrap_script(tmp_path: Path, text: str, node: str) -> str:
 
 
 def test_every_node_runs_is_gathered_and_an_unchanged_fleet_names_none(tmp_path, fleet_data):
-    out = fleet_run(tmp_path, fleet_data)
+    out = fleet_run(tmp_path, fleet_data, "--wrap", NICE)
     for node in NODES:
         job = job_of(out, node)
         assert job["state"] == "COMPLETED" and job["exit_code"] == 0, job
@@ -108,27 +123,41 @@ def test_every_node_runs_is_gathered_and_an_unchanged_fleet_names_none(tmp_path,
 def test_a_down_node_could_not_run_while_the_others_complete(tmp_path, fleet_data):
     subprocess.run(["scontrol", "update", "nodename=n3", "state=down", "reason=test"], check=True)
     try:
-        out = fleet_run(tmp_path, fleet_data, select=("-k", "eer"))
+        out = fleet_run(tmp_path, fleet_data, "--wrap", NICE, select=("-k", "eer"), nodes="n[1-4],nx")
     finally:
         subprocess.run(["scontrol", "update", "nodename=n3", "state=resume"], check=True)
     assert job_of(out, "n3")["state"] == "NOT_SUBMITTED" and job_of(out, "n3")["job_id"] is None
     assert [job_of(out, n)["state"] for n in ("n1", "n2", "n4")] == ["COMPLETED"] * 3
     report = cryobench("fleet", "report", str(out), "--tolerance", TOLERANCE, cwd=tmp_path)
-    assert report.returncode == 0, report.stdout + report.stderr
+    assert report.returncode in (0, 1), report.stdout + report.stderr  # 1: the others' times, not the subject
+    assert not [line for line in report.stdout.splitlines() if line.strip().startswith(("n3:", "nx:"))
+                and "fleet median" in line]
     assert "n3: not submitted: node n3 is down: test" in report.stdout
+    assert "nx: not submitted: unknown to SLURM" in report.stdout
     header = next(line for line in report.stdout.splitlines() if "(reference)" in line)
     assert "n3" not in header  # never shown as slow or fast
 
 
 def test_a_failed_job_is_reported_with_its_stderr(tmp_path, fleet_data):
     wrap = wrap_script(tmp_path, FAIL_WRAP, "n2")
-    out = fleet_run(tmp_path, fleet_data, "--wrap", wrap, select=("-k", "eer"))
+    out = fleet_run(tmp_path, fleet_data, "--wrap", wrap, select=("-k", "eer"), wait=False)
+    seen = set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # `fleet run` without --wait returned at once: follow with status
+        status = cryobench("fleet", "status", str(out), cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        seen |= {word for word in ("pending", "running", "completed", "failed") if f" {word} " in status.stdout}
+        if "0 running, 0 pending" in status.stdout:
+            break
+        time.sleep(0.5)
+    assert {"pending", "completed", "failed"} <= seen, status.stdout
     failed = job_of(out, "n2")
     assert failed["state"] == "FAILED" and failed["exit_code"] not in (0, 1), failed
     assert "no-such-cryobench-option" in Path(failed["stderr"]).read_text()
     assert [job_of(out, n)["state"] for n in ("n1", "n3", "n4")] == ["COMPLETED"] * 3
     report = cryobench("fleet", "report", str(out), "--tolerance", TOLERANCE, cwd=tmp_path)
-    assert report.returncode == 0, report.stdout + report.stderr
+    assert report.returncode in (0, 1), report.stdout + report.stderr  # 1: the others' times, not the subject
+    assert not [line for line in report.stdout.splitlines() if line.strip().startswith("n2:") and "fleet median" in line]
     assert f"n2: failed: exit status {failed['exit_code']}; see {failed['stderr']}" in report.stdout
 
 
