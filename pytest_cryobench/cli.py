@@ -177,12 +177,42 @@ def _reference_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _load_columns(args: argparse.Namespace, command: str):
-    """The columns named on the command line and the index of the chosen reference column."""
+    """The columns named on the command line and the index of the chosen reference column.
+
+    A ``--reference`` that is none of the columns given (a reference name, another file) is
+    added as the first column: naming a reference means "compare with it".
+    """
     from pytest_cryobench.errors import CryobenchError
+
+    columns, specs = _columns_of(args.runs, args, command)
+    if args.reference is None:
+        return columns, 0
+    matches = _reference_matches(args.reference, specs, columns)
+    if not matches:
+        try:
+            columns, specs = _columns_of([args.reference, *args.runs], args, command)
+        except CryobenchError as exc:
+            listing = ", ".join(c.name for c in columns)
+            raise CryobenchError(f"--reference {args.reference}: not one of the columns given ({listing}), "
+                                 f"and not a file or reference of that name ({exc})") from None
+        matches = _reference_matches(args.reference, specs, columns)
+    return columns, matches[0] if matches else 0
+
+
+def _reference_matches(reference: str, specs: list[str], columns: list) -> list[int]:
+    wanted = Path(reference).expanduser()
+    wanted = wanted.resolve() if wanted.exists() else None
+    return [i for i, (spec, column) in enumerate(zip(specs, columns, strict=True))
+            if reference in (spec, column.name, column.meta.get("source_run"), column.path.name,
+                             column.path.stem) or (wanted is not None and wanted == column.path.resolve())]
+
+
+def _columns_of(runs: list[str], args: argparse.Namespace, command: str):
+    """Load the columns ``runs`` (each run or file once; equal names kept apart) and their specs."""
     from pytest_cryobench.record.references import load_column
 
     columns, specs, seen = [], [], {}
-    for spec in args.runs:
+    for spec in runs:
         column = load_column(spec, _reference_dirs(args))
         where = column.path.resolve()
         key = (column.kind, str(where.parent), column.meta.get("source_run")) if column.kind == "run" else (
@@ -198,19 +228,7 @@ def _load_columns(args: argparse.Namespace, command: str):
     for index, name in enumerate(names):  # the same run twice, or two runs of one id: keep them apart
         if names.count(name) > 1:
             columns[index] = dataclasses.replace(columns[index], name=f"{name} ({specs[index]})")
-    reference = 0
-    if args.reference is not None:
-        wanted = Path(args.reference).expanduser()
-        wanted = wanted.resolve() if wanted.exists() else None
-        matches = [i for i, (spec, column) in enumerate(zip(specs, columns, strict=True))
-                   if args.reference in (spec, column.name, column.meta.get("source_run"), column.path.name,
-                                         column.path.stem) or (wanted is not None and wanted == column.path.resolve())]
-        if not matches:
-            listing = ", ".join(names)
-            raise CryobenchError(f"--reference {args.reference}: not one of the columns given ({listing}); "
-                                 "name a run id, a reference name or a file given on the command line")
-        reference = matches[0]
-    return columns, reference
+    return columns, specs
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -244,8 +262,14 @@ def _report(args: argparse.Namespace) -> int:
     from pytest_cryobench.record.compare import build_table
     from pytest_cryobench.record.html import write_html
 
+    html = Path(args.html)
+    if (html.exists() or html.is_symlink()) and not args.force:
+        print(f"cryobench report: {html} exists; use --force to replace it", file=sys.stderr)
+        return 2
     try:
         columns, reference = _load_columns(args, "report")
+        if any(html.exists() and html.resolve() == column.path.resolve() for column in columns):
+            raise CryobenchError(f"--html {html} is one of the files being reported; choose another name")
         table = build_table(columns, reference, tolerance=args.tolerance, detail=True,
                             only_changed=args.only_changed)
         out = write_html(table, Path(args.html), args.title)
@@ -355,23 +379,30 @@ def _data_generate(args: argparse.Namespace) -> int:
 
 
 def _data_verify(args: argparse.Namespace) -> int:
-    from pytest_cryobench.data import layout, provision
-    from pytest_cryobench.data.movies import CHECKS
+    from pytest_cryobench.data import provision
+    from pytest_cryobench.data.verify import generated_data_report, generated_profiles, real_data_problems
 
     if args.data:
-        problems = layout.validate(Path(args.data))
+        problems = real_data_problems(Path(args.data))
         for problem in problems:
             print(problem)
         print(f"{args.data}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
-    root = provision.data_root(_data_dir(args), args.profile)
-    readers = {f"movies/{fmt}": check for fmt, check in CHECKS.items()}
-    report = provision.verify(root, readers)
-    for problem in report.problems:
-        print(problem)
-    print(f"{root}: {report.checked} file(s) checked, "
-          f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
-    return 0 if report.ok else 1
+    data_dir = _data_dir(args)
+    profiles = [args.profile] if args.profile else generated_profiles(data_dir)
+    if not profiles:
+        print(f"{data_dir}: no generated data (no synthetic-<profile> dir); run 'cryobench data generate'")
+        return 1
+    bad = 0
+    for profile in profiles:
+        root = provision.data_root(data_dir, profile)
+        report = generated_data_report(root)
+        for problem in report.problems:
+            print(problem)
+        print(f"{root}: {report.checked} file(s) checked, "
+              f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+        bad += not report.ok
+    return 1 if bad else 0
 
 
 def _tolerance_arg(text: str) -> float:
@@ -388,8 +419,9 @@ def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a result file (its run's other group files come along), a reference file, "
                              "a reference name (see `cryobench references`) or a CryoSPARC Benchmark JSON")
     parser.add_argument("--reference", metavar="NAME",
-                        help="the column to compare against: a run id, reference name or file given "
-                             "(default: the first)")
+                        help="the column to compare against: a run id, reference name or file given, or "
+                             "a reference name or file not given (then added as the first column; default: "
+                             "the first column)")
     parser.add_argument("--tolerance", type=_tolerance_arg, metavar="RATIO",
                         help="allowed slowdown ratio (default: each test's own, else 1.25)")
     parser.add_argument("--data-dir", dest="data_dir", help="where generated data and your own references live")
@@ -450,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_arguments(rep)
     rep.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
     rep.add_argument("--title", default="pytest-cryobench report", help="the page's title")
+    rep.add_argument("--force", action="store_true", help="replace an existing OUT.html")
     rep.add_argument("--only-changed", action="store_true",
                      help="only tests that are slower or faster than the reference, or whose checks failed")
     rep.set_defaults(func=_report)
@@ -475,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--only", help="comma-separated kinds to generate (tiff,mrc,eer)")
     gen.set_defaults(func=_data_generate)
     ver = data_sub.add_parser("verify", help="check generated data against its manifest (exit 1 on problems)")
-    ver.add_argument("--profile", choices=("smoke", "standard", "full"), default="standard")
+    ver.add_argument("--profile", choices=("smoke", "standard", "full"),
+                     help="the profile to check (default: every profile generated in the data dir)")
     ver.add_argument("--data-dir", "--dir", dest="data_dir", help="where generated data lives")
     ver.add_argument("--data", help="check a real CryoSPARC data set's layout and files instead")
     ver.set_defaults(func=_data_verify)

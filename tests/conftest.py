@@ -63,3 +63,54 @@ def cupy():
     if module is None:
         pytest.skip(f"GPU parity check not run: {reason}")
     return module
+
+
+class Mounts:
+    """Real filesystems for the fault tests: a small tmpfs (a disk that fills), a read-only bind
+    mount (write-protected storage). Everything mounted is unmounted at teardown, even on failure."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def _mount(self, *args: str) -> None:
+        import subprocess
+
+        done = subprocess.run(["mount", *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"mounting is not allowed here (mount {' '.join(args)}: {done.stderr.strip()}); "
+                        "the fault tests need root with CAP_SYS_ADMIN, as in .ci/run")
+
+    def tmpfs(self, where: Path, size: str) -> Path:
+        """Mount a tmpfs of ``size`` (e.g. ``"8m"``) on ``where`` (created)."""
+        where.mkdir(parents=True, exist_ok=True)
+        self._mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where))
+        self.mounted.append(where)
+        return where
+
+    def read_only(self, where: Path) -> Path:
+        """Make ``where`` read-only in place (a bind mount of itself, remounted ``ro``)."""
+        self._mount("--bind", str(where), str(where))
+        self.mounted.append(where)
+        self._mount("-o", "remount,ro,bind", str(where))
+        return where
+
+    def unmount_all(self) -> None:
+        import subprocess
+
+        for where in reversed(self.mounted):
+            subprocess.run(["umount", str(where)], capture_output=True)
+            if os.path.ismount(where):
+                subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        self.mounted.clear()
+
+
+@pytest.fixture
+def mounts() -> Mounts:
+    """:class:`Mounts`, or a skip saying why where this process may not mount (not root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root (CAP_SYS_ADMIN); the fault tests run in .ci/run, which has it")
+    made = Mounts()
+    try:
+        yield made
+    finally:
+        made.unmount_all()

@@ -165,3 +165,24 @@ def write_run(_info, directory: Path, run_id: str, factors: dict[str, float] | N
                                    rate=100.0 if group == "fs" else None))
         path = write_group(directory, group_document(group, records, info, run_id))[0]
     return path
+
+
+def fill_disk(directory: Path, leave_bytes: int, name: str = "other-job.bin") -> Path:
+    """Take the free space of ``directory``'s filesystem, leaving about ``leave_bytes``: another
+    job's file, written after the benchmark's own free-space check passed."""
+    import os
+    import shutil
+
+    filler = directory / name
+    free = shutil.disk_usage(directory).free
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, max(free - leave_bytes, 1))
+    finally:
+        os.close(fd)
+    return filler
+
+
+def snapshot(*dirs: Path) -> dict[Path, bytes]:
+    """Every file below ``dirs`` and its bytes, to show afterwards that none changed."""
+    return {p: p.read_bytes() for p in leftover_files(*dirs)}

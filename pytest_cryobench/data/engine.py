@@ -26,6 +26,7 @@ axis-angle vector of ``R`` (radians), ``alignments3D/shift`` ``(sx, sy)`` pixels
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -258,11 +259,15 @@ def engine_component(profile: Profile, seed: int) -> Component:
 
 def _write_particles(path: Path, lo: int, hi: int, model: dict[str, np.ndarray], plan: dict[str, np.ndarray],
                      sigma: float, n: int, apix: float, seed: int, chunk: int = 256) -> None:
-    """Particles ``lo .. hi - 1`` into one MRC stack, made a chunk at a time."""
+    """Particles ``lo .. hi - 1`` into one MRC stack, made a chunk at a time (into a memory map
+    whose blocks are reserved first: a full disk is ``OSError(ENOSPC)``, not a ``SIGBUS``)."""
     import mrcfile
+
+    from pytest_cryobench.measure.fsutil import preallocate
 
     rng = np.random.default_rng(seed)
     with mrcfile.new_mmap(path, shape=(hi - lo, n, n), mrc_mode=2, overwrite=True) as mrc:
+        preallocate(path, start=os.stat(path).st_size - mrc.data.nbytes)
         mrc.voxel_size = apix
         for start in range(lo, hi, chunk):
             part = slice(start, min(start + chunk, hi))

@@ -84,10 +84,14 @@ def write_tiff_frames(path: Path, frames: Iterator[np.ndarray], shape: tuple[int
 def write_mrc_frames(path: Path, frames: Iterator[np.ndarray], shape: tuple[int, int, int],
                      progress: Callable[[int, int], None] | None = None) -> None:
     """An MRC mode 6 (uint16) movie of count frames ``(F, H, W)``, written frame by frame into a
-    memory map; ``progress(done, total)`` after each frame."""
+    memory map whose blocks are reserved first (a full disk is ``OSError(ENOSPC)``, not a
+    ``SIGBUS``); ``progress(done, total)`` after each frame."""
     import mrcfile
 
+    from pytest_cryobench.measure.fsutil import preallocate
+
     with mrcfile.new_mmap(path, shape=shape, mrc_mode=6, overwrite=True) as mrc:
+        preallocate(path, start=os.stat(path).st_size - mrc.data.nbytes)
         for i, frame in enumerate(frames):
             mrc.data[i] = frame
             if progress is not None:

@@ -23,7 +23,7 @@ import mrcfile
 import numpy as np
 
 from pytest_cryobench.errors import CryobenchError
-from pytest_cryobench.measure.fsutil import copy_file, require_free_space
+from pytest_cryobench.measure.fsutil import copy_file, reporting_full_disk, require_free_space
 from pytest_cryobench.profiles import ParticleStackSize
 
 DIGEST_BYTES = 16
@@ -96,31 +96,32 @@ def write_particle_stack(directory: Path, size: ParticleStackSize, seed: int,
     """
     directory.mkdir(parents=True, exist_ok=True)
     per_file = size.per_file
-    require_free_space(directory, size.total_bytes + size.n_files * MRC_HEADER_BYTES,
-                       "the particle stack's directory")
+    needed = size.total_bytes + size.n_files * MRC_HEADER_BYTES
+    require_free_space(directory, needed, "the particle stack's directory")
     digests = np.empty((size.n_particles, DIGEST_BYTES), dtype=np.uint8)
     offsets = np.empty(size.n_files, dtype=np.int64)
     written: list[Path] = []
     try:
-        for f in range(size.n_files):
-            rng = np.random.default_rng([seed, f])
-            data = rng.standard_normal((per_file, size.box, size.box), dtype=np.float32)
-            for i in range(per_file):
-                digests[f * per_file + i] = np.frombuffer(_digest(data[i]), dtype=np.uint8)
-            path = directory / particle_file_name(f)
-            tmp = directory / f".{path.name}.tmp"
-            written.append(tmp)
-            with mrcfile.new(tmp, overwrite=True) as mrc:
-                mrc.set_data(data)
-                mrc.voxel_size = 1.0
-            os.replace(tmp, path)
-            written[-1] = path
-            offsets[f], shape, _ = mrc_stack_layout(path)
-            if shape != (per_file, size.box, size.box):
-                raise CryobenchError(f"{path}: written with shape {shape}, expected "
-                                     f"{(per_file, size.box, size.box)}")
-            if progress is not None:
-                progress(f + 1, size.n_files)
+        with reporting_full_disk(directory, needed):
+            for f in range(size.n_files):
+                rng = np.random.default_rng([seed, f])
+                data = rng.standard_normal((per_file, size.box, size.box), dtype=np.float32)
+                for i in range(per_file):
+                    digests[f * per_file + i] = np.frombuffer(_digest(data[i]), dtype=np.uint8)
+                path = directory / particle_file_name(f)
+                tmp = directory / f".{path.name}.tmp"
+                written.append(tmp)
+                with mrcfile.new(tmp, overwrite=True) as mrc:
+                    mrc.set_data(data)
+                    mrc.voxel_size = 1.0
+                os.replace(tmp, path)
+                written[-1] = path
+                offsets[f], shape, _ = mrc_stack_layout(path)
+                if shape != (per_file, size.box, size.box):
+                    raise CryobenchError(f"{path}: written with shape {shape}, expected "
+                                         f"{(per_file, size.box, size.box)}")
+                if progress is not None:
+                    progress(f + 1, size.n_files)
     except BaseException:
         for path in written:
             with contextlib.suppress(FileNotFoundError):
@@ -246,10 +247,31 @@ class ParticleReader:
 
 def copy_stack(stack: ParticleStack, directory: Path) -> ParticleStack:
     """Copy every file of the stack into ``directory`` (as ``cp`` would); returns the copy."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in stack.files:
-        copy_file(path, directory / path.name)
+    copy_files(stack.files, [directory / path.name for path in stack.files])
     return stack.relocated(directory)
+
+
+def copy_files(sources: Sequence[Path], targets: Sequence[Path]) -> None:
+    """Copy ``sources[i]`` to ``targets[i]`` (as ``cp`` would), checking free space first.
+
+    Raises
+    ------
+    NotEnoughSpace
+        Before copying, or when the disk fills during the copy (the copies made are removed).
+    """
+    if not targets:
+        return
+    directory = targets[0].parent
+    directory.mkdir(parents=True, exist_ok=True)
+    needed = sum(os.stat(path).st_size for path in sources)
+    require_free_space(directory, needed, "the cache dir")
+    try:
+        with reporting_full_disk(directory, needed):
+            for source, target in zip(sources, targets, strict=True):
+                copy_file(source, target)
+    except BaseException:
+        remove_stack_files(targets)
+        raise
 
 
 def remove_stack_files(files: Sequence[Path]) -> None:

@@ -9,7 +9,9 @@ files still have the recorded sizes and times; otherwise it regenerates it (sayi
 using changed files silently. ``cryobench data verify`` re-checks every checksum.
 
 Generation takes an exclusive lock (two runs never write the same files), checks free space
-first, writes each file under a temporary name and renames it, and reports progress.
+first, writes each file under a temporary name and renames it, and reports progress. Complete
+data is used without the lock, so a read-only copy runs; a disk that fills while writing is one
+:class:`~pytest_cryobench.errors.NotEnoughSpace` naming the directory (nothing half-written kept).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_cryobench.errors import CryobenchError
-from pytest_cryobench.measure.fsutil import atomic_write, human_bytes, require_free_space
+from pytest_cryobench.errors import CryobenchError, DirectoryError
+from pytest_cryobench.measure.fsutil import atomic_write, human_bytes, reporting_full_disk, require_free_space
 
 MANIFEST_NAME = "cryobench-manifest.json"
 MANIFEST_KIND = "cryobench-data"
@@ -111,10 +113,23 @@ def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def locked(root: Path, say: Callable[[str], None] = lambda text: None) -> Iterator[None]:
-    """Hold the data root's exclusive lock (waiting, and saying so, if another run has it)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_NAME, "a") as handle:
+def locked(root: Path, say: Callable[[str], None] = lambda text: None, why: str = "generating data") -> Iterator[None]:
+    """Hold the data root's exclusive lock (waiting, and saying so, if another run has it).
+
+    Raises
+    ------
+    DirectoryError
+        The root cannot be created or written (read-only storage, no permission): taken only
+        when something must be written there, so the message says what.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / LOCK_NAME, "a")
+    except OSError as exc:
+        raise DirectoryError(f"data dir {root} is not writable ({exc.strerror}) and data must be written "
+                             f"there: {why}. Generate the data on writable storage, or choose another "
+                             "--cryobench-data-dir") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -174,11 +189,15 @@ def ensure(root: Path, component: Component, seed: int, *,
     NotEnoughSpace
         Before anything is written.
     """
-    with locked(root, say):
+    entry = read_manifest(root)["components"].get(component.name)
+    reason = stale_reason(root, entry, component, seed)
+    if reason is None:  # complete: nothing to write, no lock (the data dir may be read-only)
+        return entry
+    with locked(root, say, why=f"{component.name} {reason}"), reporting_full_disk(root, component.estimated_bytes):
         manifest = read_manifest(root)
         entry = manifest["components"].get(component.name)
         reason = stale_reason(root, entry, component, seed)
-        if reason is None:
+        if reason is None:  # another run generated it while this one waited for the lock
             return entry
         if entry is not None:
             say(f"regenerating {component.name} in {root}: {reason}")
@@ -229,15 +248,22 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | None = None) -> VerifyReport:
+def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | Callable[[str], Any] | None = None
+           ) -> VerifyReport:
     """Check every file of a data root against its manifest (size, SHA-256) and readability.
 
     Parameters
     ----------
     root : Path
         A data root.
-    readers : mapping, optional
-        ``{component name: check(path)}`` raising :class:`CryobenchError` when a file cannot be read.
+    readers : mapping or callable, optional
+        ``{component name: check(path)}``, or ``reader(relative path) -> check or None``; a check
+        raises :class:`CryobenchError` when a file cannot be read.
+
+    Raises
+    ------
+    CryobenchError
+        The manifest cannot be read (see :func:`read_manifest`).
     """
     report = VerifyReport()
     manifest = read_manifest(root)
@@ -245,9 +271,18 @@ def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | None = No
         report.problems.append(f"{root}: no generated data (no {MANIFEST_NAME}); run 'cryobench data generate'")
         return report
     for name, entry in manifest["components"].items():
-        for rel, record in entry["files"].items():
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, dict):
+            report.problems.append(f"{root / MANIFEST_NAME}: the entry of {name} is damaged (no file list); "
+                                   "delete the manifest to regenerate the data")
+            continue
+        for rel, record in files.items():
             path = root / rel
             report.checked += 1
+            if not isinstance(record, dict) or not {"size", "sha256"} <= set(record):
+                report.problems.append(f"{root / MANIFEST_NAME}: the record of {rel} is damaged; delete the "
+                                       "manifest to regenerate the data")
+                continue
             if not path.exists():
                 report.problems.append(f"{path}: missing")
                 continue
@@ -257,7 +292,7 @@ def verify(root: Path, readers: Mapping[str, Callable[[Path], None]] | None = No
             if sha256_of(path) != record["sha256"]:
                 report.problems.append(f"{path}: checksum differs from the manifest")
                 continue
-            check = (readers or {}).get(name)
+            check = readers(rel) if callable(readers) else (readers or {}).get(name)
             if check is not None:
                 try:
                     check(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -75,6 +76,62 @@ def require_free_space(path: Path, needed: int, what: str, *, margin: float = 1.
             f"not enough free space in {what} {path}: needs {human_bytes(needed * margin)} "
             f"({int(needed * margin)} bytes), {human_bytes(free)} ({free} bytes) free. "
             "Free some space, choose another directory, or use a smaller --cryobench-profile")
+
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space_error(directory: Path, needed: int) -> NotEnoughSpace:
+    """The one message for a disk that filled while writing: ``no space left on <dir> (needed X, free Y)``."""
+    try:
+        free = human_bytes(free_bytes(directory))
+    except OSError:
+        free = "unknown"
+    return NotEnoughSpace(f"no space left on {directory} (needed {human_bytes(needed)}, free {free}); "
+                          "free some space, choose another directory, or use a smaller --cryobench-profile")
+
+
+@contextlib.contextmanager
+def reporting_full_disk(directory: Path, needed: int) -> Iterator[None]:
+    """Turn an ``ENOSPC``/``EDQUOT`` raised inside into :func:`no_space_error` for ``directory``.
+
+    The caller removes what it wrote; other ``OSError`` pass through unchanged.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in FULL_DISK_ERRNOS:
+            raise no_space_error(directory, needed) from None
+        raise
+
+
+def preallocate(path: Path, start: int = 0) -> None:
+    """Reserve the blocks of ``path`` from byte ``start`` to its current end (``posix_fallocate``).
+
+    A file that is then written through a memory map cannot hit a full disk as a ``SIGBUS``: the
+    space exists before the first page is touched, or this raises ``OSError(ENOSPC)`` instead.
+    Where the filesystem has no ``fallocate`` the range (still a hole, never written) is filled
+    with zeros instead.
+    """
+    size = os.stat(path).st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if size > start:
+            try:
+                os.posix_fallocate(fd, start, size - start)
+            except OSError as exc:
+                if exc.errno in FULL_DISK_ERRNOS:
+                    raise
+                _write_zeros(fd, start, size)  # EOPNOTSUPP, EINVAL: allocate by writing
+    finally:
+        os.close(fd)
+
+
+def _write_zeros(fd: int, start: int, end: int, chunk: int = 16 << 20) -> None:
+    zeros = bytes(min(chunk, end - start))
+    done = start
+    while done < end:
+        done += os.pwrite(fd, zeros[:min(chunk, end - done)], done)
 
 
 def filesystem_of(path: Path) -> dict[str, str | None]:
@@ -163,7 +220,9 @@ def copy_file(src: Path, dst: Path) -> int:
                     if n == 0:
                         break
                     copied += n
-            except OSError:
+            except OSError as exc:
+                if exc.errno in FULL_DISK_ERRNOS:
+                    raise
                 copied = 0
                 fin.seek(0)
                 fout.seek(0)

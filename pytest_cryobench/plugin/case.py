@@ -11,6 +11,9 @@ turns the record into verdicts after the call and fails the case on a failed che
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +22,8 @@ import pytest
 
 from pytest_cryobench.errors import CryobenchWarning  # also importable from here, where it used to live
 from pytest_cryobench.measure import pagecache
+from pytest_cryobench.measure.load import LoadMeter
+from pytest_cryobench.measure.rounds import FIXED, RoundAction, RoundsPolicy
 from pytest_cryobench.measure.timing import SubTimings
 from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
@@ -34,17 +39,21 @@ class Case:
     drop_caches : {"fadvise", "sysctl", "none"}
         How cold rounds evict their files.
     rounds : int or None
-        ``--cryobench-rounds`` (``None``: the case's own default).
+        ``--cryobench-rounds``: a fixed count (``None``: adaptive, see ``policy``).
+    policy : RoundsPolicy, optional
+        The profile's adaptive rounds (``measure.rounds.PROFILE_ROUNDS``); each case's own
+        ``rounds`` is its minimum.
     backend : Backend, optional
         The case's array backend (GPU cases): its device is synchronised before every clock
         read, and its memory pool's peak is recorded.
     """
 
     def __init__(self, record: CaseRecord, *, drop_caches: str = "fadvise", rounds: int | None = None,
-                 backend: Any = None) -> None:
+                 backend: Any = None, policy: RoundsPolicy | None = None) -> None:
         self.record = record
         self.drop_caches = drop_caches
         self.rounds_override = rounds
+        self.policy = policy
         self.backend = backend
         # Every clock read waits for the case's device first (a no-op on the CPU).
         self.subtimings = SubTimings(backend.synchronize if backend is not None else (lambda: None))
@@ -89,13 +98,26 @@ class Case:
         dict
             Round statistics of the total time (seconds).
         """
-        rounds = self.rounds_override or rounds
+        policy = self._policy(rounds)
         self.benchmark = benchmark
         times: list[float] = []
         residencies: list[pagecache.Residency] = []
         st = self.subtimings
+        setups = 0
+        started: list[float] = []  # wall clock of the first timed round's setup
+        action: list[RoundAction] = []
 
         def round_setup() -> None:
+            nonlocal setups
+            setups += 1
+            timed_so_far = setups - 1 - warmup_rounds
+            if timed_so_far >= 0:
+                if not started:
+                    started.append(time.perf_counter())
+                else:
+                    action[:] = [policy.next_action(times[-timed_so_far:], time.perf_counter() - started[0])]
+                    if not action[0].more:
+                        raise _EnoughRounds
             if setup is not None:
                 setup()
             if cold_files is not None:
@@ -107,14 +129,27 @@ class Case:
             target(st)
             times.append(st.now() - start)
 
-        benchmark.pedantic(timed, setup=round_setup, rounds=rounds, warmup_rounds=warmup_rounds,
-                           iterations=1)
-        kept = min(rounds, len(times))
+        load = LoadMeter().start()
+        try:
+            benchmark.pedantic(timed, setup=round_setup, rounds=policy.max_rounds, warmup_rounds=warmup_rounds,
+                               iterations=1)
+        except _EnoughRounds:
+            pass  # pytest-benchmark keeps the rounds it timed; the policy said they are enough
+        other_load = load.stop()
+        kept = max(0, len(times) - warmup_rounds)
+        if kept and (not action or action[0].more):  # pedantic ran every round it was given
+            action = [policy.next_action(times[-kept:], time.perf_counter() - started[0])]
         times = times[-kept:]
         st.rounds = st.rounds[-kept:]
         names = list(dict.fromkeys(name for rnd in st.rounds for name in rnd))  # a span missing in a round: 0
         self.record.samples = {**{name: [rnd.get(name, 0.0) for rnd in st.rounds] for name in names},
                                "total": [float(t) for t in times]}
+        stopped = action[0] if action else RoundAction(False, FIXED, kept, math.inf)
+        self.record.info["rounds"] = {
+            "count": kept, "stopped": stopped.reason, "precision": _finite_or_none(stopped.precision),
+            "min": policy.min_rounds, "max": policy.max_rounds, "target_precision": policy.target_precision,
+            "budget_s": _finite_or_none(policy.budget_s)}
+        self.record.info["other_load"] = round(other_load, 4)
         self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
         if cold_files is not None:
             self._record_residency(residencies[-kept:])
@@ -122,6 +157,17 @@ class Case:
             pool = self.backend.xp.get_default_memory_pool()
             self.record.info["gpu_memory_pool_peak_bytes"] = int(pool.total_bytes())
         return self.stats
+
+    def _policy(self, rounds: int) -> RoundsPolicy:
+        """The rounds of this measurement: fixed by ``--cryobench-rounds``; else the profile's
+        adaptive policy with the case's own ``rounds`` as its minimum (a case whose rounds are long
+        then costs what it did with a fixed count); without a policy, exactly ``rounds``."""
+        if self.rounds_override:
+            return RoundsPolicy(1, self.rounds_override).forced(self.rounds_override)
+        if self.policy is None:
+            return RoundsPolicy(1, rounds).forced(rounds)
+        return dataclasses.replace(self.policy, min_rounds=min(rounds, self.policy.max_rounds),
+                                   max_rounds=max(rounds, self.policy.max_rounds))
 
     def _record_residency(self, residencies: list[pagecache.Residency]) -> None:
         self.record.residency = [round(r.fraction, 4) for r in residencies]
@@ -183,3 +229,13 @@ class Case:
 
 CASE_KEY = pytest.StashKey[Case]()
 """Where a test's :class:`Case` is kept in ``item.stash``."""
+
+
+class _EnoughRounds(BaseException):
+    """Raised from pytest-benchmark's per-round setup to end ``pedantic`` once the rounds policy
+    says stop. A ``BaseException``, so that pedantic does not mark the benchmark as errored: the
+    rounds it timed stay in its statistics."""
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None

@@ -37,16 +37,47 @@ def suites_dir() -> Path:
     return path
 
 
+# The longest result file name a run id is part of: <run-id>_requirements_benchmark_data.json
+_LONGEST_SUFFIX = len("_requirements_benchmark_data.json") + len("..XXXXXXXX.tmp")  # atomic_write's temporary name
+
+
+def check_run_id_fits(run_id: str, output: Path) -> None:
+    """Refuse, before any case runs, a run id whose result file names the output dir's filesystem
+    cannot hold (what the run would otherwise find out only when writing them at the end)."""
+    try:
+        limit = os.pathconf(output if output.exists() else output.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    longest = len(run_id.encode()) + _LONGEST_SUFFIX
+    if longest > limit:
+        raise CryobenchError(f"--cryobench-run-id is {len(run_id)} characters: its result files' names would be "
+                             f"{longest} bytes, over the {limit} that {output} allows; use at most "
+                             f"{limit - _LONGEST_SUFFIX} characters")
+
+
+def _quiet_pytest_benchmark_table(config: pytest.Config, asked: bool) -> None:
+    """pytest-benchmark's own table repeats ours in other units: shown only when asked for, by
+    ``--cryobench-pytest-benchmark-table`` or any ``--benchmark-*`` option (runs before
+    pytest-benchmark reads its options)."""
+    given = any(str(arg).startswith("--benchmark-") for arg in config.invocation_params.args)
+    if not asked and not given and hasattr(config.option, "benchmark_quiet"):
+        config.option.benchmark_quiet = True
+
+
 def configure(config: pytest.Config) -> None:
     """Resolve options, check what can be checked before any case runs, register fixtures."""
     try:
         settings = build_settings(config.getoption, config.getini, os.environ,
-                                  config.invocation_params.dir)
+                                  config.invocation_params.dir,
+                                  Path(config.inipath).parent if config.inipath is not None else None)
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
+    claim = None
     try:
         ensure_writable_dir(settings.output, f"output dir ({settings.sources['output']})")
-        run_id = new_run_id(settings.output, settings.run_id)
+        if settings.run_id is not None:  # default ids are short; a requested one is checked before it is claimed
+            check_run_id_fits(settings.run_id, settings.output)
+        run_id, claim, run_id_warnings = new_run_id(settings.output, settings.run_id)
         if settings.drop_caches == "sysctl":
             pagecache.check_sysctl_permitted()
         if settings.data is not None:
@@ -60,12 +91,18 @@ def configure(config: pytest.Config) -> None:
         if settings.baseline is not None:
             comparisons.append(load_baseline(settings.baseline))
     except (CryobenchError, ValueError) as exc:
+        if claim is not None:
+            claim.release()
         raise pytest.UsageError(str(exc)) from None
     names = [c.name for c in comparisons]
     if len(set(names)) != len(names):
+        if claim is not None:
+            claim.release()
         raise pytest.UsageError(f"--cryobench-reference: the same reference is given twice ({names})")
-    state = RunState(settings=settings, run_id=run_id, command=command_line(), comparisons=comparisons)
+    state = RunState(settings=settings, run_id=run_id, command=command_line(), comparisons=comparisons,
+                     warnings=run_id_warnings, claims=[claim] if claim is not None else [])
     config.stash[RUN_KEY] = state
+    _quiet_pytest_benchmark_table(config, settings.pytest_benchmark_table)
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
     config.pluginmanager.register(fixtures, "cryobench-fixtures")

@@ -11,6 +11,7 @@ from pytest_cryobench.data import particles
 from pytest_cryobench.measure.backend import make_backend
 from pytest_cryobench.measure.fsutil import ensure_writable_dir, require_free_space
 from pytest_cryobench.measure.progress import progress
+from pytest_cryobench.measure.rounds import PROFILE_ROUNDS
 from pytest_cryobench.plugin.case import CASE_KEY, Case
 from pytest_cryobench.plugin.naming import case_identity
 from pytest_cryobench.plugin.session import DATA_SEED, RUN_KEY, RunState
@@ -37,7 +38,8 @@ def cryobench_case(request: pytest.FixtureRequest, cryobench_run: RunState) -> C
     record = CaseRecord(group=group, test=test, nodeid=request.node.nodeid)
     s = cryobench_run.settings
     backend = request.getfixturevalue("cryobench_backend") if "cryobench_backend" in request.fixturenames else None
-    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds, backend=backend)
+    case = Case(record, drop_caches=s.drop_caches, rounds=s.rounds, backend=backend,
+                policy=PROFILE_ROUNDS[s.profile])
     request.node.stash[CASE_KEY] = case
     return case
 
@@ -243,18 +245,11 @@ def engine_dataset(movie_source, cryobench_profile):
 def engine_disk_dataset(cryobench_run: RunState, engine_dataset):
     """The engine's dataset reading its stacks from copies in the cache dir (``disk`` cases);
     from where they are under ``--cryobench-no-ssd``. The copies go with the run's work dir."""
-    from pytest_cryobench.measure.fsutil import copy_file
-
     if not cryobench_run.settings.use_ssd:
         return engine_dataset
     target = _cache_work_dir(cryobench_run) / "engine"
-    target.mkdir(parents=True, exist_ok=True)
-    require_free_space(target, sum(p.stat().st_size for p in engine_dataset.stacks), "the cache dir")
-    copies = []
-    for i, path in enumerate(engine_dataset.stacks):
-        copy = target / f"{i:03d}_{path.name}"
-        copy_file(path, copy)
-        copies.append(copy)
+    copies = [target / f"{i:03d}_{path.name}" for i, path in enumerate(engine_dataset.stacks)]
+    particles.copy_files(engine_dataset.stacks, copies)
     return engine_dataset.relocated(copies)
 
 

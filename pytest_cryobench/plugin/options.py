@@ -76,10 +76,17 @@ def parse_tolerance(text: str) -> float:
 
 
 def parse_gpus(text: str) -> str | int | tuple[int, ...]:
-    """``all``, a count (``2``), or a comma-separated list of device indices (``0,2``)."""
+    """Which GPUs: ``all``; a count ``N`` (the first N, as before) or ``count:N``; device indices
+    ``0,2`` (CryoSPARC's lists), ``2,`` for device 2 alone; and ``0`` for device 0 alone (there
+    is no count of zero GPUs, so a bare ``0`` can only mean the device).
+    """
     value = str(text).strip().lower()
     if value == "all":
         return "all"
+    if value.startswith("count:"):
+        return parse_positive_int(value.removeprefix("count:"))
+    if value == "0":
+        return (0,)
     if "," not in value:
         return parse_positive_int(value)
     try:
@@ -187,7 +194,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                parse_bool, False, flag=True),
     OptionSpec("backend", "array backend for compute cases: auto (CuPy if a GPU is usable), numpy, cupy",
                _choice(BACKENDS), "auto", metavar="{auto,numpy,cupy}"),
-    OptionSpec("gpus", "GPUs to benchmark: 'all', a count, or indices like 0,2", parse_gpus, "all",
+    OptionSpec("gpus", "GPUs to benchmark: 'all'; device indices like 0,2 (one device: 0 or 3,); a single "
+               "integer N from 1 is a count, the first N GPUs (also count:N)", parse_gpus, "all",
                metavar="N|LIST|all"),
     OptionSpec("output", "directory for result files (default: ./cryobench-results)", parse_path,
                metavar="DIR"),
@@ -200,17 +208,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("baseline", "a previous run's result file to compare with", parse_path, metavar="RUN.json"),
     OptionSpec("drop-caches", "how to evict files from the page cache before cold reads",
                _choice(DROP_CACHES), "fadvise", metavar="{fadvise,sysctl,none}"),
-    OptionSpec("rounds", "timed rounds per case (default: each case's own)", parse_positive_int,
-               metavar="N"),
+    OptionSpec("rounds", "timed rounds per case, fixed (default: adaptive, until the median is known to the "
+               "profile's precision or the case's time budget is spent)", parse_positive_int, metavar="N"),
     OptionSpec("keep-data", "keep generated particle files in the project and cache dirs",
                parse_bool, False, flag=True),
     OptionSpec("no-fail", "report 'slower' verdicts without failing the cases", parse_bool, False, flag=True),
+    OptionSpec("strict", "an 'inconclusive' verdict (the spread too wide to decide) fails the case too",
+               parse_bool, False, flag=True),
     OptionSpec("eer-fractions", "EER decoding: fractions to sum hardware frames into (default: the profile's)",
                parse_positive_int, metavar="N"),
     OptionSpec("eer-superres", "EER decoding: super-resolution 0 (4K), 1 (8K) or 2 (16K)",
                _choice(("0", "1", "2")), "0", metavar="{0,1,2}"),
     OptionSpec("anonymize", "strip host names, bus ids and paths from the result files",
                parse_bool, False, flag=True),
+    OptionSpec("pytest-benchmark-table", "also print pytest-benchmark's own table (shown anyway when a "
+               "--benchmark-* option is given)", parse_bool, False, flag=True),
     OptionSpec("live-camera", "Live readiness: the camera whose movies to preprocess (K2, K2-superres, K3, "
                "K3-superres, Falcon3, Falcon4, Falcon4-EER)", parse_camera, metavar="CAMERA"),
     OptionSpec("live-rate", "Live readiness: the microscope's rate to keep up with, movies per hour",
@@ -275,8 +287,9 @@ def resolve(spec: OptionSpec, cli_value: Any, environ: dict[str, str], ini_value
     else:
         return ([] if spec.multiple else spec.default), "default"
     try:
-        if spec.multiple:
-            items = raw if isinstance(raw, list) else _split_multiple(str(raw))
+        if spec.multiple:  # repeated on the command line; a comma or line list in the ini file and environment
+            items = raw if source.startswith("command line") else [
+                part for item in (raw if isinstance(raw, list) else [raw]) for part in _split_multiple(str(item))]
             return [spec.parse(item) for item in items], source
         return spec.parse(raw), source
     except OptionError as exc:

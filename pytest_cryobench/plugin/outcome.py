@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_cryobench.measure.load import LOADED_SHARE
 from pytest_cryobench.plugin.case import CASE_KEY
 from pytest_cryobench.plugin.collection import case_tolerance
 from pytest_cryobench.plugin.session import RUN_KEY
@@ -45,7 +46,7 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
         entry = comparison.entry(record.group, record.test)
         verdict = judge(run=record, run_context=run_context, ref_context=comparison.context, ref=entry,
                         tolerance=resolve_tolerance(state.settings.tolerance, entry, tolerance_default))
-        record.verdicts[comparison.name] = verdict.to_json()
+        record.verdicts[comparison.name] = _with_load(verdict.to_json(), record)
     state.records.append(record)
     if case is not None and getattr(case, "benchmark", None) is not None:
         # pytest-benchmark keeps its own statistics of the rounds; the figures are in the result
@@ -62,7 +63,22 @@ def finish_case(item: pytest.Item, outcome: str, reason: str | None = None) -> s
     if slower and not state.settings.no_fail:
         set_outcome(record, "failed", "slower than " + "; ".join(slower))
         return record.reason
+    undecided = [f"{name}: {v['detail']}" for name, v in record.verdicts.items()
+                 if v["verdict"] == Verdict.INCONCLUSIVE]
+    if undecided and state.settings.strict:
+        set_outcome(record, "failed", "cannot tell (--cryobench-strict) against " + "; ".join(undecided))
+        return record.reason
     return None
+
+
+def _with_load(verdict: dict, record: CaseRecord) -> dict:
+    """A ``slower`` or ``inconclusive`` verdict of a case during which other processes took a
+    good share of the CPUs says so (``measure.load``): the slowdown may be the machine's load."""
+    share = record.info.get("other_load")
+    if share is None or share <= LOADED_SHARE or verdict["verdict"] not in (Verdict.SLOWER, Verdict.INCONCLUSIVE):
+        return verdict
+    return {**verdict, "loaded": share,
+            "detail": f"{verdict['detail']} (other processes used {share:.0%} of the CPUs during this case)"}
 
 
 def out_of_memory_message(item: pytest.Item, exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_cryobench import __version__
 from pytest_cryobench.measure.backend import BackendPlan, GpuInventory, plan_backend, query_gpus
+from pytest_cryobench.plugin.claims import Claim, claim_run_id, claim_work_dir
 from pytest_cryobench.plugin.settings import Settings
 from pytest_cryobench.record.model import CaseRecord
 from pytest_cryobench.record.references import Comparison
@@ -55,6 +56,7 @@ class RunState:
     requirements_not_asked: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
     interrupted: bool = False
+    claims: list[Claim] = dataclasses.field(default_factory=list)
     _inventory: GpuInventory | None = None
     _plan: BackendPlan | None = None
 
@@ -90,26 +92,70 @@ class RunState:
         return {"profile": self.settings.profile, "backend": self.backend_name, "data": self.data_source}
 
     def work_dir(self, base: Path) -> Path:
-        """A fresh directory ``<base>/cryobench-<run-id>`` owned by this run."""
+        """A fresh directory ``<base>/cryobench-<run-id>`` owned by this run (its lock held until
+        :meth:`release`); dirs that killed runs left in ``base`` are removed first, and said."""
         path = base / f"cryobench-{self.run_id}"
         if path not in self.work_dirs:
-            path.mkdir(parents=False, exist_ok=False)
+            path, claim, removed = claim_work_dir(base, self.run_id)
+            self.claims.append(claim)
+            self.warnings.extend(removed)
             self.work_dirs.append(path)
         return path
 
+    def release(self) -> None:
+        """Drop this run's locks (run id, work dirs) at its end."""
+        for claim in reversed(self.claims):
+            claim.release()
+        self.claims.clear()
 
-def new_run_id(output: Path, requested: str | None) -> str:
-    """The requested id, or ``cbYYYYmmdd-HHMMSS`` made unique among the output dir's files."""
+
+def new_run_id(output: Path, requested: str | None) -> tuple[str, Claim | None, list[str]]:
+    """The run id, held for this run in ``output``; and warnings about it.
+
+    The default is ``cbYYYYmmdd-HHMMSS`` (``-2``, ``-3``, ... appended when taken), unique among
+    the output dir's result files and the runs going now (two runs started in the same second
+    get different ids). A requested id that a running run holds is refused; one whose result
+    files are already in ``output`` is used with a warning naming those files.
+
+    Returns
+    -------
+    run_id, claim, warnings
+        ``claim`` is ``None`` when ``output`` cannot hold the lock file (it is then checked when
+        results are written).
+
+    Raises
+    ------
+    ValueError
+        An id with other characters, or one that a run going now holds.
+    """
     if requested is not None:
         if not _RUN_ID.match(requested):
             raise ValueError(f"--cryobench-run-id {requested!r}: use letters, digits, '.', '_' and '-'")
-        return requested
+        claim = _claim(output, requested)
+        if isinstance(claim, str):
+            raise ValueError(f"--cryobench-run-id {requested}: a run with this id is going in {output} ({claim}); "
+                             "choose another id")
+        earlier = sorted(p.name for p in output.glob(f"{requested}_*_benchmark_data.*")) if output.is_dir() else []
+        warnings = [f"--cryobench-run-id {requested} was used before in {output}: this run replaces the files "
+                    f"of the groups it runs, and any other group's ({', '.join(earlier)}) stays from the earlier "
+                    "run; choose a new id to keep runs apart"] if earlier else []
+        return requested, claim, warnings
     base = time.strftime("cb%Y%m%d-%H%M%S")
     run_id, n = base, 1
-    while output.is_dir() and any(output.glob(f"{run_id}_*")):
+    while True:
+        if not (output.is_dir() and any(output.glob(f"{run_id}_*"))):
+            claim = _claim(output, run_id)
+            if not isinstance(claim, str):
+                return run_id, claim, []
         n += 1
         run_id = f"{base}-{n}"
-    return run_id
+
+
+def _claim(output: Path, run_id: str) -> Claim | str | None:
+    try:
+        return claim_run_id(output, run_id)
+    except OSError:
+        return None
 
 
 def command_line() -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 from pytest_cryobench.plugin.options import OPTIONS, OptionError, resolve
 
+PATH_OPTIONS = ("data", "data-dir", "project-dir", "cache-dir", "output", "baseline")
+
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
     """Per-user cache dir for generated data: ``$XDG_CACHE_HOME/pytest-cryobench``."""
@@ -41,7 +43,9 @@ class Settings:
     rounds: int | None
     keep_data: bool
     no_fail: bool
+    strict: bool
     anonymize: bool
+    pytest_benchmark_table: bool
     eer_fractions: int | None
     eer_superres: int
     live_camera: str | None
@@ -58,6 +62,7 @@ def build_settings(
     get_ini: Callable[[str], Any],
     environ: Mapping[str, str],
     invocation_dir: Path,
+    ini_dir: Path | None = None,
 ) -> Settings:
     """Resolve all options.
 
@@ -68,7 +73,10 @@ def build_settings(
     environ : mapping
         The process environment.
     invocation_dir : Path
-        Where the user ran the command; relative default paths are placed here.
+        Where the user ran the command; relative paths (and defaults) are placed here.
+    ini_dir : Path, optional
+        The directory of the ini file; a relative path given in the ini file is placed there
+        (as a path in a config file means where the file is, whoever runs it).
 
     Raises
     ------
@@ -81,6 +89,13 @@ def build_settings(
         values[spec.name], sources[spec.name] = resolve(
             spec, get_cli(spec.dest), environ, get_ini(spec.ini_name))
 
+    if ini_dir is not None:
+        for name in PATH_OPTIONS:
+            if values[name] is not None and sources[name].startswith("ini option") and not values[name].is_absolute():
+                values[name] = ini_dir / values[name]
+        if sources["reference"].startswith("ini option"):
+            values["reference"] = [str(ini_dir / spec) if not Path(spec).is_absolute() and (ini_dir / spec).exists()
+                                   else spec for spec in values["reference"]]
     data_dir = values["data-dir"] or default_data_dir(environ)
     no_ssd = values["no-ssd"]
     cache_dir = None if no_ssd else (values["cache-dir"] or data_dir / "ssd-cache")
@@ -110,7 +125,9 @@ def build_settings(
         rounds=values["rounds"],
         keep_data=values["keep-data"],
         no_fail=values["no-fail"],
+        strict=values["strict"],
         anonymize=values["anonymize"],
+        pytest_benchmark_table=values["pytest-benchmark-table"],
         eer_fractions=values["eer-fractions"],
         eer_superres=int(values["eer-superres"]),
         live_camera=values["live-camera"],

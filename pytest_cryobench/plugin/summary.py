@@ -37,6 +37,8 @@ def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if state.requirements_not_asked:
         tr.write_line(f"({state.requirements_not_asked} hardware requirement checks not run: add -m requirements, "
                       "or run cryobench requirements)")
+    for warning in state.warnings:
+        tr.write_line(f"WARNING: {warning}", yellow=True)
     for problem in state.problems:
         tr.write_line(f"ERROR: {problem}", red=True)
     if state.written:

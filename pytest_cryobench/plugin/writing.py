@@ -19,11 +19,15 @@ def finish_run(session: pytest.Session, exitstatus: int) -> None:
         if state.records:
             _write_results(state)
     finally:
+        if state.problems and session.exitstatus == pytest.ExitCode.OK:
+            # the cases passed but nothing (or not everything) was saved: CI must not stay green
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if not state.settings.keep_data:
             from pytest_cryobench.data.particles import remove_tree
 
             for directory in state.work_dirs:
                 remove_tree(directory)
+        state.release()
 
 
 def _write_results(state: RunState) -> None:
@@ -42,4 +46,7 @@ def _write_results(state: RunState) -> None:
         try:
             state.written.extend(write_group(s.output, doc))
         except OSError as exc:
-            state.problems.append(f"could not write the {group} results to {s.output}: {exc.strerror}")
+            state.problems.append(f"could not write the {group} results to {s.output}: {exc.strerror or exc}")
+        except ValueError as exc:  # json's allow_nan=False: a figure that is not a number
+            state.problems.append(f"could not write the {group} results to {s.output}: {exc} (a figure is NaN "
+                                  "or infinite: a case measured nothing)")

@@ -17,6 +17,11 @@ _REDACT_KEYS = _HOST_KEYS | _BUS_KEYS | _PATH_KEYS
 # Command lines keep their options (they say how a figure was measured) but lose their paths.
 _COMMAND_KEYS = {"command", "reference_command"}
 _PATH_ARG = re.compile(r"^(?P<opt>-[^=]*=)?(?P<path>[~.]?/.*)$")
+# Paths inside free text (failure reasons, notes) that no field named: relative ones
+# (``../venv/lib/x.py:383``, ``./data/x``, ``~/x``) and absolute ones of two or more parts
+# (``/home/alice/x``). A slash inside a word (``MB/s``, ``fs/mrc``) or a URL is no path.
+_TEXT_PATH = re.compile(r"(?<![\w.~/:-])(?:\.\.?/|~/|/(?=[^\s/]+/))[^\s'\",;()\[\]<>]+?"
+                        r"(?=:?(?:[\s'\",;()\[\]<>]|$))")
 
 
 def _scrub_command(command: str, secrets: list[str]) -> str:
@@ -69,6 +74,7 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
         for secret in secrets:  # whole words only: a host "vm" must not eat "vmlinuz"
             value = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w-])", REDACTED, value)
+        value = _TEXT_PATH.sub(REDACTED, value)
     return value
 
 
@@ -76,9 +82,10 @@ def anonymize_document(doc: dict[str, Any]) -> dict[str, Any]:
     """A copy of a result or reference document without identifying fields.
 
     Host name, user, GPU bus ids and the directories used are replaced by ``"<redacted>"``, also
-    where they appear inside other text (failure reasons, notes); the home directory is scrubbed
-    from text too. Command lines keep their options but lose every path argument. Timings,
-    hardware models and versions stay.
+    where they appear inside other text (failure reasons, notes); the home directory and any
+    other path in free text (relative ones like ``../venv/lib/...`` included) are scrubbed too.
+    Command lines keep their options but lose every path argument. Timings, hardware models and
+    versions stay.
     """
     found: set[str] = set()
     _secrets(doc, found)

@@ -35,7 +35,7 @@ REF_MARK = "ref"
 MARK_LABEL = {Verdict.SLOWER: "SLOWER", Verdict.FASTER: "faster", Verdict.NOT_COMPARABLE: "n/c",
               Verdict.COULD_NOT_RUN: "could not run", Verdict.PASS: "", Verdict.CHECKS_FAILED: "CHECKS FAILED",
               Verdict.ABSENT: "-", Verdict.BELOW_RECOMMENDED: "below recommended",
-              Verdict.BELOW_MINIMUM: "BELOW MINIMUM"}
+              Verdict.BELOW_MINIMUM: "BELOW MINIMUM", Verdict.INCONCLUSIVE: "can't tell"}
 CHANGED = frozenset({Verdict.SLOWER, Verdict.FASTER, Verdict.CHECKS_FAILED})
 NOT_JUDGED = frozenset({Verdict.NOT_COMPARABLE, Verdict.COULD_NOT_RUN, Verdict.ABSENT})
 
@@ -60,6 +60,11 @@ class Cell:
         sub-timing rows.
     detail : str
         Why, in words (from the verdict).
+    text : str or None
+        A requirement's measured value, shown instead of a time.
+    interval : (float or None, float or None) or None
+        Confidence interval of ``speedup`` from the verdict (``None`` for an unbounded end); ``None``
+        when the verdict had no samples to make one.
     """
 
     seconds: float | None = None
@@ -69,6 +74,7 @@ class Cell:
     mark: str = ""
     detail: str = ""
     text: str | None = None
+    interval: tuple[float | None, float | None] | None = None
 
 
 @dataclasses.dataclass
@@ -183,7 +189,15 @@ def _test_cell(group: str, test: str, entry: CaseRecord | None, column: Comparis
     detail = verdict.detail
     if mark == Verdict.CHECKS_FAILED:
         detail = "its known-answer checks failed: the time is of a wrong answer"
-    return Cell(seconds, spread, pct, speedup, mark, detail)
+    return Cell(seconds, spread, pct, speedup, mark, detail, interval=_speedup_interval(verdict, speedup))
+
+
+def _speedup_interval(verdict: Judgement, speedup: float | None) -> tuple[float | None, float | None] | None:
+    """The verdict's interval of the slowdown as one of the speedup (its reciprocal, ends swapped)."""
+    if speedup is None or verdict.interval is None:
+        return None
+    low, high = verdict.interval
+    return (1.0 / high if 0 < high < float("inf") else None, 1.0 / low if low > 0 else None)
 
 
 def _verdict(entry: CaseRecord, column: Comparison, ref: Comparison, ref_entry: CaseRecord | None,
@@ -266,6 +280,9 @@ def _speedup_text(cell: Cell) -> str:
     if cell.speedup is None:
         return label or "-"
     text = f"{cell.speedup:.2f}x"
+    if cell.interval is not None:
+        low, high = (f"{v:.2f}" if v is not None else "-" for v in cell.interval)
+        text += f" [{low}, {high}]"
     return f"{text} {label}" if label else text
 
 
@@ -330,8 +347,9 @@ def render_legend(table: CompareTable) -> list[str]:
     """What each column is, how to read the table, and why cells were not comparable."""
     ref = table.columns[table.reference]
     tol = f"{table.tolerance:.2f}x" if table.tolerance is not None else "each test's own, default 1.25x"
-    lines = [f"Speedup = {ref.name} time / time (above 1: faster than the reference); "
-             f"SLOWER beyond the tolerance ({tol}); n/c = not comparable."]
+    lines = [f"Speedup = {ref.name} time / time (above 1: faster than the reference), with its 99% "
+             f"interval from both sides' rounds; SLOWER: beyond the tolerance ({tol}) and significantly so; "
+             "can't tell: the rounds' spread is too wide to decide; n/c = not comparable."]
     for column in table.columns:
         lines.append(f"  {column.name}: {describe(column)}")
     tags = sorted({tag for row in table.rows for tag in row.tags})
@@ -366,9 +384,23 @@ def date_of(when: Any, missing: str = "undated") -> str:
         return missing
 
 
+def what_ran(column: Comparison) -> str:
+    """``"numpy backend"``, ``"cupy backend"``; for a run of filesystem and CPU cases only (no
+    array backend chosen: ``"none"``), what did run: ``"CPU only, 16 threads"``."""
+    backend = column.context.get("backend")
+    if backend not in (None, "none"):
+        return f"{backend} backend"
+    threads = [rec.info["threads"] for rec in column.tests.values()
+               if isinstance(rec.info.get("threads"), int) and not isinstance(rec.info.get("threads"), bool)]
+    info = column.meta.get("instance_information")
+    cores = info.get("logical_cores") if isinstance(info, dict) else None
+    count = max(threads) if threads else cores
+    return f"CPU only, {count} threads" if isinstance(count, int) and count > 0 else "CPU only"
+
+
 def describe(column: Comparison) -> str:
     """One line on where a column's figures came from: kind, profile, backend, data, machine, date."""
     ctx = column.context
-    return (f"{column.kind}, {ctx.get('profile')} profile, {ctx.get('backend')} backend, {ctx.get('data')} data; "
+    return (f"{column.kind}, {ctx.get('profile')} profile, {what_ran(column)}, {ctx.get('data')} data; "
             f"{machine_summary(column.meta.get('instance_information'))}; {date_of(column.meta.get('created_at'))}; "
             f"{column.path.name}")

@@ -55,7 +55,8 @@ def report_data(table: CompareTable, title: str) -> dict[str, Any]:
             if row.group != group:
                 continue
             cells = [{"seconds": cell.seconds, "spread": cell.spread, "pct": cell.pct, "speedup": cell.speedup,
-                      "text": cell.text, "mark": cell.mark, "label": MARK_LABEL.get(cell.mark, cell.mark),
+                      "interval": cell.interval, "text": cell.text, "mark": cell.mark,
+                      "label": MARK_LABEL.get(cell.mark, cell.mark),
                       "detail": cell.detail}
                      for cell in row.cells]
             if row.timing is None:

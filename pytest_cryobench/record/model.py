@@ -171,7 +171,8 @@ def write_group(output: Path, doc: dict[str, Any]) -> list[Path]:
     """Write one group's JSON and CSV atomically; returns the two paths."""
     json_path, csv_path = result_paths(output, doc["run_id"], doc["type"])
     with atomic_write(json_path) as handle:
-        json.dump(doc, handle, indent=2, sort_keys=False, default=_json_default)
+        # allow_nan=False: bare NaN is not JSON; a NaN figure fails the write, and the run with it
+        json.dump(doc, handle, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
         handle.write("\n")
     with atomic_write(csv_path) as handle:
         writer = csv.writer(handle)

@@ -54,22 +54,106 @@ def validate(doc: Any, schema_file: str, path: Path, what: str) -> None:
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ResultFileError(f"{what} {path} does not match its schema at {where}: {err.message}{more}")
+    problem = impossible_number(doc)
+    if problem:
+        raise ResultFileError(f"{what} {path} holds an impossible number at {problem}: a time or rate must be a "
+                              "finite number above zero; re-measure it (the file was hand-edited or written by a "
+                              "faulty tool)")
+
+
+def impossible_number(doc: Any) -> str | None:
+    """Where a result or reference document holds a time or rate that cannot be (NaN, infinite,
+    zero or negative), as ``path: value``; ``None`` when it holds none.
+
+    Checked: every round's ``total`` (schema 2), every metric's value and the round statistics'
+    median (schema 1); sub-timings may be zero (a span with nothing to do) but not negative or
+    non-finite.
+    """
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("tests"), Mapping):
+        return None
+    cases: list[tuple[str, Any]] = []
+    for key, value in doc["tests"].items():
+        if isinstance(value, Mapping) and ("outcome" in value or "samples" in value or "metrics" in value):
+            cases.append((f"tests/{key}", value))  # a result file: tests/<case>
+        elif isinstance(value, Mapping):
+            cases += [(f"tests/{key}/{test}", case) for test, case in value.items()]  # tests/<group>/<case>
+    for where, case in cases:
+        if not isinstance(case, Mapping):
+            continue
+        for name, values in (case.get("samples") or {}).items():
+            for i, value in enumerate(values if isinstance(values, list) else []):
+                if not _possible(value, zero_ok=name != "total"):
+                    return f"{where}/samples/{name}/{i}: {value!r}"
+        for name, metric in (case.get("metrics") or {}).items():
+            if isinstance(metric, Mapping) and not _possible(metric.get("value")):
+                return f"{where}/metrics/{name}/value: {metric.get('value')!r}"
+        for name, value in (case.get("timings") or {}).items():
+            if not _possible(value, zero_ok=name != "total"):
+                return f"{where}/timings/{name}: {value!r}"
+        median = (case.get("stats") or {}).get("median")
+        if median is not None and not _possible(median):
+            return f"{where}/stats/median: {median!r}"
+    return None
+
+
+def _possible(value: Any, zero_ok: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True  # not a number: the schema speaks for its type
+    return math.isfinite(value) and (value >= 0 if zero_ok else value > 0)
 
 
 def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file, with one clear error for a missing, unreadable or invalid file."""
+    """Parse a JSON file, with one clear error for a missing, unreadable or invalid file.
+
+    The error names the file and, where it is not JSON at all (binary, not UTF-8, compressed,
+    CSV), says what it is instead.
+    """
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ResultFileError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ResultFileError(f"{what} {path} is a directory; give a .json file") from None
     except OSError as exc:
         raise ResultFileError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    kind = not_json_kind(raw)
+    if kind is not None:
+        raise ResultFileError(f"{what} {path} is not valid JSON: {kind}")
+    text = raw.decode("utf-8")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        ending = "; the file ends early: was it truncated?" if (
+            exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")) else ""
         raise ResultFileError(
-            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "was it truncated?") from None
+            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){ending}") from None
+
+
+def not_json_kind(raw: bytes) -> str | None:
+    """What ``raw`` is when it cannot be JSON text (``None`` when it may be).
+
+    Returns
+    -------
+    str or None
+        e.g. ``"it is empty"``, ``"it is gzip-compressed"``, ``"it is binary"``,
+        ``"it is not UTF-8 text (byte 0xff at offset 3)"``, ``"it is CSV (first line: ...)"``.
+    """
+    if not raw.strip():
+        return "it is empty"
+    if raw[:2] == b"\x1f\x8b":
+        return "it is gzip-compressed; decompress it first"
+    if b"\0" in raw[:65536]:
+        return "it is a binary file (it holds NUL bytes)"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"it is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+    first = text.lstrip("\ufeff").lstrip().split("\n", 1)[0].strip()
+    if first and first[0] not in "{[" and first.count(",") >= 1:
+        shown = first if len(first) <= 60 else first[:57] + "..."
+        return (f"it is CSV (first line: {shown}); a CSV result holds only names and figures: give the "
+                "run's .json file of the same name instead")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

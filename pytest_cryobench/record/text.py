@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
-from pytest_cryobench.record.verdicts import Verdict
+from pytest_cryobench.record.verdicts import Verdict, ratio_text
 
 OUTCOME_LABEL = {"failed": "FAILED", "error": "ERROR", "skipped": "could not run"}
 
@@ -43,13 +43,15 @@ def primary_metric(record: CaseRecord) -> derive.Figure | None:
 
 
 def verdict_cell(verdict: dict | None) -> str:
+    """A verdict with its ratio and interval: ``SLOWER 1.53x [1.02, 2.31]``, ``pass 1.02x [0.97,
+    1.08]``, ``can't tell 1.20x [0.85, 1.71]``; the bare verdict where there is no ratio."""
     if not verdict:
         return "-"
     kind = Verdict(verdict["verdict"])
-    ratio = verdict.get("slowdown")
-    if kind in (Verdict.PASS, Verdict.SLOWER, Verdict.FASTER) and ratio is not None:
-        label = "SLOWER" if kind == Verdict.SLOWER else kind.value
-        return f"{label} {ratio:.2f}x"
+    ratio = ratio_text(verdict)
+    if kind in (Verdict.PASS, Verdict.SLOWER, Verdict.FASTER, Verdict.INCONCLUSIVE) and ratio:
+        label = {Verdict.SLOWER: "SLOWER", Verdict.INCONCLUSIVE: "can't tell"}.get(kind, kind.value)
+        return f"{label} {ratio}"
     return kind.value
 
 
@@ -102,12 +104,10 @@ def render_table(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
 def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> list[str]:
     """Lines for what needs a word: failures and skips, warm reads, slower verdicts that did not
     fail the case (``--cryobench-no-fail``), and why a reference was not comparable (once each)."""
-    notes = []
+    notes = outcome_notes(records)
     not_comparable: dict[tuple[str, str], int] = {}
     for rec in records:
         test = f"{rec.group}/{rec.test}"
-        if rec.reason and rec.outcome != "passed":
-            notes.append(f"{test}: {OUTCOME_LABEL.get(rec.outcome, rec.outcome)}: {rec.reason}")
         if rec.warm and "warm_warning" in rec.info:
             notes.append(f"warm: {rec.info['warm_warning']}")
         for name in comparisons:
@@ -121,6 +121,61 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
                 not_comparable[key] = not_comparable.get(key, 0) + 1
     for (name, detail), count in not_comparable.items():
         notes.append(f"vs {name}: {count} case(s) not comparable: {detail}")
+    notes += load_notes(records)
+    return notes
+
+
+def load_notes(records: Sequence[CaseRecord]) -> list[str]:
+    """How noisy the run was: the cases during which other processes took more than
+    ``LOADED_SHARE`` of the CPUs, and the cases whose rounds never reached the wanted precision."""
+    from pytest_cryobench.measure.load import LOADED_SHARE
+
+    loaded = [(f"{r.group}/{r.test}", r.info["other_load"]) for r in records
+              if (r.info.get("other_load") or 0) > LOADED_SHARE]
+    notes = []
+    if loaded:
+        worst = max(share for _, share in loaded)
+        notes.append(f"machine load: other processes used up to {worst:.0%} of the CPUs during {len(loaded)} "
+                     f"case(s) ({', '.join(name for name, _ in loaded)}); their times and verdicts may "
+                     "reflect that: rerun on a quiet machine")
+    imprecise = [f"{r.group}/{r.test} ({r.info['rounds']['precision']:.0%} after {r.info['rounds']['count']})"
+                 for r in records if (r.info.get("rounds") or {}).get("stopped") in ("budget", "max_rounds")
+                 and r.info["rounds"].get("precision") is not None]
+    if imprecise:
+        notes.append("rounds: median known to less than the wanted precision (95% half-width) in "
+                     + ", ".join(imprecise) + "; more rounds (--cryobench-rounds N) or a quieter machine narrow it")
+    return notes
+
+
+def outcome_notes(records: Sequence[CaseRecord], names_width: int = 160) -> list[str]:
+    """One line per distinct reason a case failed or could not run, naming its cases.
+
+    Twenty GPU cases skipped for want of a GPU are one line (``could not run (all 20 gpu cases):
+    <the reason>``, or ``(5 cases: gpu/fsc, ... and 2 more)``), not the same reason twenty times;
+    the cases' names are cut after about ``names_width`` characters (the table lists every one).
+    """
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for rec in records:
+        if rec.reason and rec.outcome != "passed":
+            key = (OUTCOME_LABEL.get(rec.outcome, rec.outcome), rec.reason)
+            grouped.setdefault(key, []).append(f"{rec.group}/{rec.test}")
+    notes = []
+    for (label, reason), tests in grouped.items():
+        if len(tests) == 1:
+            notes.append(f"{tests[0]}: {label}: {reason}")
+            continue
+        group = tests[0].split("/", 1)[0]
+        if all(t.startswith(f"{group}/") for t in tests) and sum(r.group == group for r in records) == len(tests):
+            notes.append(f"{label} (all {len(tests)} {group} cases): {reason}")
+            continue
+        shown, width = [], 0
+        for test in tests:
+            if shown and width + len(test) > names_width:
+                break
+            shown.append(test)
+            width += len(test) + 2
+        more = f" and {len(tests) - len(shown)} more" if len(shown) < len(tests) else ""
+        notes.append(f"{label} ({len(tests)} cases: {', '.join(shown)}{more}): {reason}")
     return notes
 
 

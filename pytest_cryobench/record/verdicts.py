@@ -2,15 +2,19 @@
 
 The figure compared is the case's headline (its first figure the reference also has, see
 :func:`compared_figure`), derived from the samples of both sides by
-:mod:`pytest_cryobench.record.derive`.
+:mod:`pytest_cryobench.record.derive`, and decided from both sides' round samples by
+:func:`pytest_cryobench.record.significance.decide` (the rule: ``docs/design.md``, verdicts).
 
 ``pass``
-    within tolerance;
+    the evidence bounds the slowdown within the tolerance;
 ``slower``
-    beyond tolerance (a time more than ``tol`` times the reference, or a rate less than ``1/tol``
-    of it): the case fails unless ``--cryobench-no-fail``;
+    slower than the tolerance allows *and* significantly so: the case fails unless
+    ``--cryobench-no-fail``;
 ``faster``
-    better than the reference by more than the tolerance;
+    the mirror image: better than the reference by more than the tolerance, significantly;
+``inconclusive``
+    the spread of this run or of the reference is too wide to decide; reported with the spread
+    and what to do, never a failure unless ``--cryobench-strict``;
 ``not comparable``
     different profile, backend (GPU cases) or data, no shared metric, or a warm-cache read
     that did not come out slower; reported, never a failure;
@@ -22,10 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_cryobench.record import derive
+from pytest_cryobench.record import derive, significance
 from pytest_cryobench.record.model import CaseRecord
 
 DEFAULT_TOLERANCE = 1.25
@@ -36,7 +41,8 @@ BACKEND_GROUPS = frozenset({"gpu"})
 class Verdict(str, enum.Enum):
     """Every verdict and mark a case can get, with the exact string written in result files.
 
-    ``PASS``, ``SLOWER``, ``FASTER``, ``NOT_COMPARABLE`` and ``COULD_NOT_RUN`` against a reference
+    ``PASS``, ``SLOWER``, ``FASTER``, ``INCONCLUSIVE``, ``NOT_COMPARABLE`` and ``COULD_NOT_RUN``
+    against a reference
     (:func:`judge`); ``BELOW_RECOMMENDED`` and ``BELOW_MINIMUM`` the tiers of a requirement
     (:mod:`pytest_cryobench.requirements.tiers`, whose ``PASS`` is this one); ``CHECKS_FAILED``
     and ``ABSENT`` marks of ``cryobench compare`` (a wrong answer; no such test in a column).
@@ -46,6 +52,7 @@ class Verdict(str, enum.Enum):
     PASS = "pass"
     SLOWER = "slower"
     FASTER = "faster"
+    INCONCLUSIVE = "inconclusive"
     NOT_COMPARABLE = "not comparable"
     COULD_NOT_RUN = "could not run"
     BELOW_RECOMMENDED = "below recommended"
@@ -73,6 +80,20 @@ class Judgement:
         The tolerance applied.
     detail : str
         One line for people: why this verdict.
+    interval : (float, float) or None
+        Confidence interval of ``slowdown`` at ``confidence`` (``None``: no samples on either side,
+        the ratio of the recorded figures is all there is).
+    confidence : float or None
+        Level of ``interval``.
+    method : str or None
+        How the interval was made (``rank``, ``log-t``, ``summary-reference``, ``unbounded``), or
+        ``point`` when neither side has samples.
+    p_value : float or None
+        One-sided Mann-Whitney p-value that this run is worse (display only).
+    spreads : (float, float) or None
+        Relative half-width of the 95% interval of the median of this run and of the reference.
+    advice : str
+        For ``inconclusive``: which spread stood in the way and what to do.
     """
 
     verdict: Verdict
@@ -80,11 +101,38 @@ class Judgement:
     metric: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     detail: str = ""
+    interval: tuple[float, float] | None = None
+    confidence: float | None = None
+    method: str | None = None
+    p_value: float | None = None
+    spreads: tuple[float, float] | None = None
+    advice: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["verdict"] = self.verdict.value
+        for key in ("interval", "spreads"):
+            if out[key] is not None:
+                out[key] = [_finite_or_none(v) for v in out[key]]
         return out
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no infinity: an unbounded end of an interval is written as ``null``."""
+    return float(value) if math.isfinite(value) else None
+
+
+def ratio_text(verdict: Mapping[str, Any]) -> str:
+    """``1.53x [1.02, 2.31]`` of a verdict's JSON: its ratio with its interval (``-`` for an
+    unbounded end); the bare ratio when it has no interval; empty without a ratio."""
+    ratio = verdict.get("slowdown")
+    if ratio is None:
+        return ""
+    interval = verdict.get("interval")
+    if not interval:
+        return f"{ratio:.2f}x"
+    low, high = (f"{v:.2f}" if v is not None else "-" for v in interval)
+    return f"{ratio:.2f}x [{low}, {high}]"
 
 
 def resolve_tolerance(override: float | None, ref_entry: CaseRecord | None,
@@ -120,20 +168,57 @@ def context_mismatch(run: Mapping[str, Any], ref: Mapping[str, Any], group: str)
     return None
 
 
-def compared_figure(run: CaseRecord, ref: CaseRecord) -> tuple[float, str] | None:
-    """``(slowdown, name)`` of the first figure of the run (headline, then rates, then measured
-    values; see :func:`pytest_cryobench.record.derive.figures`) that the reference has in the same
-    unit; ``None`` when they share none. Every rate of a case is made of its round times, so the
-    headline decides whenever both have it."""
+def compared_figure(run: CaseRecord, ref: CaseRecord) -> tuple[derive.Figure, derive.Figure] | None:
+    """``(run figure, reference figure)`` of the first figure of the run (headline, then rates,
+    then measured values; see :func:`pytest_cryobench.record.derive.figures`) that the reference
+    has in the same unit with a usable value; ``None`` when they share none. Every rate of a case
+    is made of its round times, so the headline decides whenever both have it."""
     ref_figures = derive.figures(ref)
     for name, figure in derive.figures(run).items():
         ref_figure = ref_figures.get(name)
         if ref_figure is None or ref_figure.unit != figure.unit:
             continue
-        ratio = slowdown_of(figure.value, ref_figure.value, figure.better)
-        if ratio is not None:
-            return ratio, name
+        if slowdown_of(figure.value, ref_figure.value, figure.better) is not None:
+            return figure, ref_figure
     return None
+
+
+def _decide(figure: derive.Figure, ref_figure: derive.Figure, tolerance: float) -> Judgement:
+    """The verdict on one shared figure: from both sides' samples where this run has them (the
+    reference's samples, or its recorded median and IQR), else the ratio of the two figures."""
+    name = figure.name
+    if not figure.samples:
+        ratio = slowdown_of(figure.value, ref_figure.value, figure.better)
+        if ratio > tolerance:
+            return Judgement(Verdict.SLOWER, ratio, name, tolerance,
+                             f"{name} {ratio:.2f}x slower than the reference (tolerance {tolerance:.2f}x)",
+                             method="point")
+        if ratio < 1.0 / tolerance:
+            return Judgement(Verdict.FASTER, ratio, name, tolerance,
+                             f"{name} {1.0 / ratio:.2f}x faster than the reference", method="point")
+        return Judgement(Verdict.PASS, ratio, name, tolerance, f"{name} at {ratio:.2f}x the reference",
+                         method="point")
+    if ref_figure.samples:
+        reference: Any = ref_figure.samples
+    else:
+        stats = ref_figure.stats or {}
+        reference = significance.RecordedSummary(ref_figure.value, float(stats.get("iqr") or 0.0),
+                                                 int(stats.get("rounds") or 1))
+    decision = significance.decide(figure.samples, reference, tolerance, better=figure.better)
+    verdict = Verdict(decision.verdict)
+    shown = ratio_text({"slowdown": decision.ratio, "interval": [_finite_or_none(v) for v in decision.interval]})
+    level = f"{decision.confidence:.0%}"
+    if verdict == Verdict.SLOWER:
+        detail = f"{name} {shown} slower than the reference (tolerance {tolerance:.2f}x, {level} interval)"
+    elif verdict == Verdict.FASTER:
+        detail = f"{name} {shown} faster than the reference ({level} interval)"
+    elif verdict == Verdict.INCONCLUSIVE:
+        detail = f"{name} {shown}: cannot tell against tolerance {tolerance:.2f}x; {decision.advice}"
+    else:
+        detail = f"{name} at {shown} the reference"
+    return Judgement(verdict, decision.ratio, name, tolerance, detail, decision.interval, decision.confidence,
+                     decision.method, decision.p_value, (decision.run_spread, decision.ref_spread),
+                     decision.advice)
 
 
 def judge(*, run: CaseRecord, run_context: Mapping[str, Any], ref_context: Mapping[str, Any],
@@ -166,13 +251,8 @@ def judge(*, run: CaseRecord, run_context: Mapping[str, Any], ref_context: Mappi
     found = compared_figure(run, ref)
     if found is None:
         return Judgement(Verdict.NOT_COMPARABLE, tolerance=tolerance, detail="no metric in common with the reference")
-    ratio, name = found
-    if ratio > tolerance:
-        return Judgement(Verdict.SLOWER, ratio, name, tolerance,
-                         f"{name} {ratio:.2f}x slower than the reference (tolerance {tolerance:.2f}x)")
-    if run.warm:
-        return Judgement(Verdict.NOT_COMPARABLE, ratio, name, tolerance,
-                         "files were still in the page cache: not a cold-read figure")
-    if ratio < 1.0 / tolerance:
-        return Judgement(Verdict.FASTER, ratio, name, tolerance, f"{name} {1.0 / ratio:.2f}x faster than the reference")
-    return Judgement(Verdict.PASS, ratio, name, tolerance, f"{name} at {ratio:.2f}x the reference")
+    judgement = _decide(*found, tolerance)
+    if run.warm and judgement.verdict != Verdict.SLOWER:
+        return dataclasses.replace(judgement, verdict=Verdict.NOT_COMPARABLE,
+                                   detail="files were still in the page cache: not a cold-read figure")
+    return judgement

@@ -78,7 +78,7 @@ def test_parse_gpus_accepts(text, expected):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("0", "at least 1"), ("-1", "at least 1"), ("two", "not an integer"),
+    ("-1", "at least 1"), ("count:0", "at least 1"), ("two", "not an integer"),
     ("0,0", "distinct"), ("-1,2", "distinct"), (",", "distinct"), ("a,b", "a count or a list")])
 def test_parse_gpus_rejects(text, message):
     with pytest.raises(OptionError, match=message):

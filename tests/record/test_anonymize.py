@@ -116,3 +116,14 @@ def test_words_that_are_not_paths_survive(fs_doc):
     assert out["tests"]["particle_cache"]["info"]["source"] == "synthetic"
     assert out["tests"]["particle_cache"]["reason"] == "running as a regular (non-root) user; see vmlinuz on <redacted>"
     assert out["test_info"]["instance_information"]["user"] == REDACTED
+
+
+def test_paths_in_reason_texts_are_scrubbed_relative_ones_included():
+    from pytest_cryobench.record.anonymize import REDACTED, anonymize_document
+
+    reason = ("../venv/lib/python3.11/site-packages/mrcfile/mrcinterpreter.py:383: OSError; see ./data/x.mrc, "
+              "~/bench/y and /srv/lab/alice/z.cs; 1.2 MB/s for fs/mrc, https://example.org/a/b")
+    doc = {"type": "fs", "test_info": {}, "tests": {"mrc": {"outcome": "failed", "reason": reason}}}
+    out = anonymize_document(doc)["tests"]["mrc"]["reason"]
+    assert out == (f"{REDACTED}: OSError; see {REDACTED}, {REDACTED} and {REDACTED}; 1.2 MB/s for fs/mrc, "
+                   "https://example.org/a/b")

@@ -106,12 +106,12 @@ def test_cli_exit_status_is_1_on_a_regression(runs, capsys):
     before, after, smoke = runs
     assert main(["compare", str(before), str(after)]) == 1
     out = capsys.readouterr().out
-    assert "0.62x SLOWER" in out and "1 test(s) slower than cb20251101-080000" in out
-    assert "gpu/fsc_loose[cpu] in cb20251102-080000: fsc_loose_time 1.60x slower" in out
+    assert "0.62x [0.60, 0.65] SLOWER" in out and "1 test(s) slower than cb20251101-080000" in out
+    assert "gpu/fsc_loose[cpu] in cb20251102-080000: fsc_loose_time 1.60x [1.54, 1.66] slower" in out
     # against the later run, the earlier one is faster at the FSC but slower at picking
     assert main(["compare", str(before), str(after), "--reference", "cb20251102-080000"]) == 1
     out = capsys.readouterr().out
-    assert "1.60x faster" in out and "gpu/picking[cpu] in cb20251101-080000: picking_time 2.00x slower" in out
+    assert "1.60x [1.54, 1.66] faster" in out and "gpu/picking[cpu] in cb20251101-080000: picking_time 2.00x [1.93, 2.08] slower" in out
     # another profile is not comparable, not a failure
     assert main(["compare", str(before), str(smoke)]) == 0
     assert "n/c" in capsys.readouterr().out

@@ -77,10 +77,17 @@ def test_imported_reference_gives_verdicts_only_where_comparable(tmp_path):
     path.write_text(json.dumps(convert([GPU_DOC], "gtx1080", device="gpu1")))
     ref = load_reference(str(path))
     real = {"profile": "full", "backend": "cupy", "data": "cryosparc"}
-    run = CaseRecord("gpu", "fsc_loose[gpu1]", samples={"total": [2.0]}, headline={"name": "fsc_loose"})
+    # five rounds: enough for the interval of the ratio to exclude the tolerance (one round is not)
+    run = CaseRecord("gpu", "fsc_loose[gpu1]", samples={"total": [2.0, 2.02, 1.98, 2.01, 1.99]},
+                     headline={"name": "fsc_loose"})
     slower = judge(run=run, run_context=real, ref_context=ref.context, ref=ref.entry("gpu", "fsc_loose[gpu1]"),
                    tolerance=1.25)
-    assert slower.verdict == "slower"
+    assert slower.verdict == "slower" and slower.method == "summary-reference"
+    one_round = judge(run=CaseRecord("gpu", "fsc_loose[gpu1]", samples={"total": [2.0]},
+                                     headline={"name": "fsc_loose"}),
+                      run_context=real, ref_context=ref.context, ref=ref.entry("gpu", "fsc_loose[gpu1]"),
+                      tolerance=1.25)
+    assert one_round.verdict == "inconclusive"  # one round bounds nothing: never "slower"
     synthetic = judge(run=run, run_context={**real, "data": "synthetic"}, ref_context=ref.context,
                       ref=ref.entry("gpu", "fsc_loose[gpu1]"), tolerance=1.25)
     assert synthetic.verdict == "not comparable" and "data synthetic here, cryosparc" in synthetic.detail

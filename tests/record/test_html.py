@@ -52,7 +52,8 @@ def test_report_data_has_breakdown_verdicts_and_instances(runs):
     gpus = next(row for row in data["instance"] if row["key"] == "gpus")
     assert gpus["values"][0] == "NVIDIA H100 80GB HBM3 00000000:1B:00.0; NVIDIA H100 80GB HBM3 00000000:43:00.0"
     assert data["regressions"] == [
-        "gpu/fsc_loose[cpu] in cb20251102-080000: fsc_loose_time 1.60x slower than the reference (tolerance 1.25x)"]
+        "gpu/fsc_loose[cpu] in cb20251102-080000: fsc_loose_time 1.60x [1.54, 1.66] slower than the reference "
+        "(tolerance 1.25x, 99% interval)"]
 
 
 def test_cli_writes_the_page(runs, tmp_path, capsys):

@@ -163,14 +163,30 @@ def test_missing_path_is_reported_like_an_unknown_name(tmp_path):
         load_reference(str(tmp_path / "ref.json"), [])
 
 
-@pytest.mark.parametrize("text", ["{", '{"kind": "cryobench-reference",', "", "not json at all"])
-def test_invalid_json(tmp_path, text):
+@pytest.mark.parametrize(("text", "says"), [("{", "line 1"), ('{"kind": "cryobench-reference",', "line 1"),
+                                            ("", "it is empty"), ("not json at all", "line 1")])
+def test_invalid_json(tmp_path, text, says):
     path = tmp_path / "ref.json"
     path.write_text(text)
     with pytest.raises(ResultFileError, match="is not valid JSON") as info:
         load_reference(str(path))
     assert str(path) in str(info.value)
-    assert "line 1" in str(info.value)
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    (b"\xff\xfe{\x00\"\x00", "binary file"),
+    (b'{"kind": "caf\xe9"}', "not UTF-8 text (byte 0xe9 at offset 13)"),
+    (b"\x1f\x8b\x08\x00", "gzip-compressed"),
+    (b"group,test,seconds\nfs,tiff,1.0\n", "it is CSV (first line: group,test,seconds)"),
+])
+def test_files_that_are_not_json_say_what_they_are(tmp_path, raw, says):
+    path = tmp_path / "ref.json"
+    path.write_bytes(raw)
+    with pytest.raises(ResultFileError) as info:
+        read_json(path, "reference")
+    assert str(info.value).startswith(f"reference {path} is not valid JSON: ")
+    assert says in str(info.value)
 
 
 def test_read_json_missing_file(tmp_path):

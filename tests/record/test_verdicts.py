@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from pytest_cryobench.record.model import CaseRecord
@@ -14,6 +15,7 @@ from pytest_cryobench.record.verdicts import (
     Verdict,
     context_mismatch,
     judge,
+    ratio_text,
     slowdown_of,
 )
 
@@ -253,7 +255,11 @@ def test_tolerance_is_recorded_and_used():
 def test_judgement_to_json():
     v = Judgement(SLOWER, 1.5, "t", 1.25, "why")
     assert v.to_json() == {"verdict": "slower", "slowdown": 1.5, "metric": "t", "tolerance": 1.25,
-                           "detail": "why"}
+                           "detail": "why", "interval": None, "confidence": None, "method": None,
+                           "p_value": None, "spreads": None, "advice": ""}
+    bounded = Judgement(SLOWER, 1.5, "t", interval=(1.2, float("inf")), spreads=(0.1, float("inf")))
+    assert bounded.to_json()["interval"] == [1.2, None]  # JSON has no infinity
+    assert bounded.to_json()["spreads"] == [0.1, None]
     assert type(v.to_json()["verdict"]) is str
     assert Judgement(PASS).tolerance == DEFAULT_TOLERANCE == 1.25
 
@@ -296,3 +302,69 @@ def test_a_per_movie_headline_compares_per_movie():
     ref = CaseRecord("gpu", "engine", values={"engine": m(0.2)})  # 0.2 s per movie
     verdict = judge(run=run, run_context=CTX, ref_context=CTX, ref=ref, tolerance=1.25)
     assert verdict.verdict == PASS and verdict.slowdown == pytest.approx(1.0)
+
+
+# Verdicts from round samples (design: verdicts).
+
+def _rounds(samples, name="t"):
+    return CaseRecord("fs", name, samples={"total": list(samples)}, headline={"name": name, "per": None})
+
+
+CONTEXT = {"profile": "standard", "backend": "numpy", "data": "synthetic"}
+
+
+def _judge(run, ref, tolerance=1.25):
+    return judge(run=run, run_context=CONTEXT, ref_context=CONTEXT, ref=ref, tolerance=tolerance)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_unchanged_noisy_samples_are_never_slower(seed):
+    rng = np.random.default_rng(seed)
+    run, ref = (rng.lognormal(0.0, 0.2, size=8) for _ in range(2))
+    v = _judge(_rounds(run), _rounds(ref))
+    assert v.verdict in (PASS, Verdict.INCONCLUSIVE, Verdict.FASTER) and v.verdict != SLOWER
+
+
+def test_a_doubled_time_is_slower_with_its_interval():
+    rng = np.random.default_rng(3)
+    ref = rng.lognormal(0.0, 0.05, size=8)
+    v = _judge(_rounds(2.0 * rng.lognormal(0.0, 0.05, size=8)), _rounds(ref))
+    assert v.verdict == SLOWER and v.method == "rank"
+    low, high = v.interval
+    assert 1.25 < low < v.slowdown < high
+    assert f"{v.slowdown:.2f}x [{low:.2f}, {high:.2f}] slower" in v.detail
+    assert ratio_text(v.to_json()) == f"{v.slowdown:.2f}x [{low:.2f}, {high:.2f}]"
+
+
+def test_wide_spread_is_inconclusive_with_advice_never_slower():
+    v = _judge(_rounds([1.3, 2.6, 3.9]), _rounds([0.5, 1.0, 2.0]))
+    assert v.verdict == Verdict.INCONCLUSIVE
+    assert "rounds" in v.advice and v.advice in v.detail
+
+
+def test_rates_are_judged_the_higher_is_better_way():
+    rng = np.random.default_rng(9)
+    ref = _rounds(rng.lognormal(0.0, 0.03, size=8))
+    run = _rounds(2.0 * rng.lognormal(0.0, 0.03, size=8))
+    for record in (ref, run):
+        record.amounts = {"bytes": 1e9}
+        record.rates = ["mb_per_s"]
+        record.headline = None  # the rate is the first shared figure
+    v = _judge(run, ref)
+    assert (v.verdict, v.metric) == (SLOWER, "mb_per_s") and v.slowdown == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_v1_reference_is_judged_by_its_recorded_median_and_spread():
+    ref = CaseRecord("fs", "t", summary={"from": 1, "metrics": {"t": {"value": 1.0, "unit": "s", "better": "lower",
+                                                                       "iqr": 0.02}},
+                                         "timings": {"total": 1.0}, "stats": {"median": 1.0, "iqr": 0.02, "rounds": 3}})
+    slower = _judge(_rounds([2.0, 2.02, 1.98, 2.01, 1.99]), ref)
+    assert slower.verdict == SLOWER and slower.method == "summary-reference"
+    same = _judge(_rounds([1.0, 1.01, 0.99, 1.02, 0.98]), ref)
+    assert same.verdict == PASS
+
+
+def test_a_warm_read_is_not_comparable_unless_slower():
+    run = _rounds([1.0, 1.01, 0.99, 1.0, 1.0])
+    run.warm = True
+    assert _judge(run, _rounds([1.0, 1.0, 1.01, 0.99, 1.0])).verdict == NOT_COMPARABLE

@@ -48,7 +48,8 @@ def test_cupy_backend_requested_without_gpu(pytester, smoke_args):
 
 def test_numpy_backend_runs_gpu_cases_on_cpu(pytester, smoke_args, bench_dirs):
     pytester.makepyfile(test_gpu_case=GPU_CASE)
-    result = pytester.runpytest(*smoke_args, "test_gpu_case.py", "--cryobench-backend=numpy")
+    # a fixed count: the warm-up round is not among the samples
+    result = pytester.runpytest(*smoke_args, "test_gpu_case.py", "--cryobench-backend=numpy", "--cryobench-rounds=2")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gpu/sum[[]cpu[]]*sum_time*"])
     from tests.helpers import load_results

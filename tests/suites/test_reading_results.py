@@ -18,8 +18,8 @@ def test_a_shipped_reference_is_found_by_name(pytester, smoke_args):
     result.assert_outcomes(passed=2)
     # a verdict against it, not "not comparable": same profile, backend and data
     result.stdout.re_match_lines([rf"\S*test\s.*vs {name}$",
-                                  r"cpu/tiff .*(pass|faster|SLOWER) \d+\.\d\dx$",
-                                  r"cpu/eer .*(pass|faster|SLOWER) \d+\.\d\dx$"])
+                                  r"cpu/tiff .*(pass|faster|SLOWER|can't tell) \d+\.\d\dx \[[-\d.]+, [-\d.]+\]$",
+                                  r"cpu/eer .*(pass|faster|SLOWER|can't tell) \d+\.\d\dx \[[-\d.]+, [-\d.]+\]$"])
 
 
 def test_another_profiles_reference_is_not_comparable(pytester, smoke_args):

@@ -4,10 +4,11 @@ const D=JSON.parse(document.getElementById('cryobench-data').textContent);
 const NS='http://www.w3.org/2000/svg';
 const COLS=['#4e79a7','#f28e2b','#59a14f','#e15759','#76b7b2','#edc948','#b07aa1','#ff9da7','#9c755f'];
 const TAGC={CPU:'#4e79a7',GPU:'#59a14f',PCIe:'#f28e2b',Alloc:'#b07aa1',IO:'#e15759','':'#bab0ac'};
-const CLS={'below minimum':'slower','below recommended':'nc',slower:'slower',faster:'faster','not comparable':'nc','could not run':'cnr','checks failed':'checks'};
+const CLS={'below minimum':'slower','below recommended':'nc',slower:'slower',faster:'faster','not comparable':'nc','could not run':'cnr','checks failed':'checks',inconclusive:'nc'};
 function el(n,a,t){const e=document.createElementNS(NS,n);for(const k in a)e.setAttribute(k,a[k]);if(t!==undefined)e.textContent=t;return e;}
 function h(n,a,t){const e=document.createElement(n);for(const k in a)e.setAttribute(k,a[k]);if(t!==undefined)e.textContent=t;return e;}
 function fmt(s){if(s===null||s===undefined)return '-';if(s>=100)return s.toFixed(1);if(s>=1)return s.toFixed(3);if(s>=1e-3)return s.toFixed(4);return s.toExponential(2);}
+function ivl(c){if(!c.interval)return '';const f=v=>v===null?'-':v.toFixed(2);return ' ['+f(c.interval[0])+', '+f(c.interval[1])+']';}
 let charts=0;
 function barChart(g){
   const n=D.columns.length,bh=14,gap=10,left=300,width=520,right=190;
@@ -25,7 +26,7 @@ function barChart(g){
       r.appendChild(el('title',{},D.columns[ci].name+': '+fmt(c.seconds)+' s'+(c.detail?' ('+c.detail+')':'')));
       svg.appendChild(r);
       let txt=fmt(c.seconds)+' s'+(c.spread!=null?' ±'+fmt(c.spread):'');
-      if(c.mark==='ref')txt+='  ref';else if(c.speedup!==null)txt+='  '+c.speedup.toFixed(2)+'x '+(c.label||'');
+      if(c.mark==='ref')txt+='  ref';else if(c.speedup!==null)txt+='  '+c.speedup.toFixed(2)+'x'+ivl(c)+' '+(c.label||'');
       else if(c.label)txt+='  '+c.label;
       svg.appendChild(el('text',{x:left+w+4,y:y+bh-3,fill:c.mark==='slower'?'#c00':'#333'},txt));
     });
@@ -62,7 +63,7 @@ function table(g,req){
   const h2=h('tr');h2.appendChild(h('th'));D.columns.forEach(()=>{(req?['Measured','','Verdict']:['Time (s)','Pct','Speedup']).forEach(x=>h2.appendChild(h('th',{},x)));});t.appendChild(h2);
   g.tests.forEach(r=>{const tr=h('tr');tr.appendChild(h('td',{class:'l'},r.test));
     r.cells.forEach(c=>{tr.appendChild(h('td',{},c.text||fmt(c.seconds)));tr.appendChild(h('td',{},c.pct===null?'-':c.pct.toFixed(1)+'%'));
-      const sp=c.text?(c.label||c.mark):c.mark==='ref'?'ref':(c.speedup!==null?c.speedup.toFixed(2)+'x ':'')+(c.label||'');
+      const sp=c.text?(c.label||c.mark):c.mark==='ref'?'ref':(c.speedup!==null?c.speedup.toFixed(2)+'x'+ivl(c)+' ':'')+(c.label||'');
       const td=h('td',{class:CLS[c.mark]||'',title:c.detail||''},sp||'-');tr.appendChild(td);});
     t.appendChild(tr);});
   return t;
