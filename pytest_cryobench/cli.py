@@ -16,7 +16,9 @@
 ``cryobench anonymize``
     strips host names, bus ids and paths from result files;
 ``cryobench data generate`` / ``cryobench data verify``
-    pre-provisions the synthetic data set, or checks one (or a real data set) file by file.
+    pre-provisions the synthetic data set, or checks one (or a real data set) file by file;
+``cryobench fleet run|status|report``
+    one job per node of a SLURM cluster, and the nodes compared (:mod:`pytest_cryobench.fleet.cli`).
 """
 
 from __future__ import annotations
@@ -511,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--data-dir", "--dir", dest="data_dir", help="where generated data lives")
     ver.add_argument("--data", help="check a real CryoSPARC data set's layout and files instead")
     ver.set_defaults(func=_data_verify)
+
+    from pytest_cryobench.fleet.cli import add_fleet_parser
+
+    add_fleet_parser(sub, _tolerance_arg)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The package's layering, read from its source with ``ast``: who imports whom.
 
 Layers, bottom to top (a module imports only from its own layer or below): errors, locations,
-profiles < kernels < measure < data < engine < record < requirements < plugin < cli. Imports
+profiles < kernels < measure < data < engine < record < requirements < plugin < fleet < cli. Imports
 inside functions count for the layering (a lazy import is still a dependency); only module-level
 imports count for cycles (those are the ones that can fail at import time). The kernels are array
 maths: they import no test framework and no file-format library.
@@ -20,7 +20,7 @@ PACKAGE = "pytest_cryobench"
 ROOT = Path(pytest_cryobench.__file__).parent
 
 LAYERS = ("errors", "locations", "profiles"), ("kernels",), ("measure",), ("data",), ("engine",), \
-    ("record",), ("requirements",), ("plugin",), ("cli",)
+    ("record",), ("requirements",), ("plugin",), ("fleet",), ("cli",)
 RANK = {top: rank for rank, tops in enumerate(LAYERS) for top in tops}
 
 # Imports that break the layering in modules this change does not own; each is to be removed where
