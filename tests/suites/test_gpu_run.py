@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tests.helpers import load_results
 
+MASK_KINDS = ("spherical", "loose", "tight", "noisesub")
+
 
 def test_nu_filter_estimation_finds_both_band_limits(pytester, smoke_args, bench_dirs):
     result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-k", "matched_cv")
@@ -42,7 +44,8 @@ def test_fsc_cases_match_the_designed_curves(pytester, smoke_args, bench_dirs):
         assert checks["passed"] and checks["curve_max_error"] < 0.05
         assert abs(checks["crossing_shell"] - checks["crossing_expected_shell"]) <= 1
     noisesub = doc["tests"]["fsc_noisesub[cpu]"]["checks"]
-    assert noisesub["randomised_decorrelated_passed"] and noisesub["uncorrected_below_randomisation_passed"]
+    assert noisesub["fsc_n_decorrelated_passed"] and noisesub["corrected_curve_passed"]
+    assert all(doc["tests"][f"fsc_{k}[cpu]"]["checks"]["reference_curve_max_error"] < 1e-4 for k in MASK_KINDS)
     assert doc["tests"]["fsc_loose[cpu]"]["tags"]["put_mapr_on_gpu"] == ["PCIe"]
     assert set(doc["timings"]["fsc_tight[cpu]"]) >= {"put_mapr_on_gpu", "mask", "fsc", "resolution", "total"}
     info = doc["tests"]["fsc_spherical[cpu]"]["info"]
@@ -57,7 +60,7 @@ def test_fsc_check_catches_a_wrong_curve(pytester, smoke_args, monkeypatch):
     monkeypatch.setattr(fsc, "fsc_maps", lambda v1, v2, mask=None: real(v1, v2, None))
     result = pytester.runpytest_inprocess(*smoke_args, "--cryobench-backend=numpy", "-k", "fsc and tight")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*wrong answer: curve: shell*expected*"])
+    result.stdout.fnmatch_lines(["*wrong answer: reference_curve: *; curve: shell*expected*"])
 
 
 def test_picking_finds_the_planted_particles(pytester, smoke_args, bench_dirs):
