@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -110,6 +111,24 @@ def test_real_data_set_runs_with_sanity_checks(pytester, smoke_args, bench_dirs,
     result.assert_outcomes(passed=1)
     checks = load_results(bench_dirs["out"], "gpu")["tests"]["memory_single_linear10_max_C1[cpu]"]["checks"]
     assert checks["reconstruction_finite_passed"] and "poses_passed" not in checks
+
+
+@pytest.mark.parametrize("case, check, change", [
+    ("memory_single_linear10_max_C1", "reconstruction_finite",
+     lambda r: dataclasses.replace(r, volume=np.full_like(r.volume, np.nan))),
+    ("memory_single_linear10_marg_C1", "marg_posterior_finite",
+     lambda r: dataclasses.replace(r, marg_kept=np.zeros_like(r.marg_kept))),
+])
+def test_real_data_sanity_checks_catch_a_broken_pass(pytester, smoke_args, bench_dirs, real_engine_set, monkeypatch,
+                                                     case, check, change):
+    import bench_suites.bench_gpu_engine as suite
+
+    real = suite.run_pass
+    monkeypatch.setattr(suite, "run_pass", lambda *a, **k: change(real(*a, **k)))
+    result = pytester.runpytest_inprocess(*smoke_args, f"--cryobench-data={real_engine_set}",
+                                          "--cryobench-backend=numpy", "-k", f"engine and {case}", "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    assert load_results(bench_dirs["out"], "gpu")["tests"][f"{case}[cpu]"]["checks"][f"{check}_passed"] is False
 
 
 def test_cs_without_pose_fields_is_a_clear_error(pytester, smoke_args, real_engine_set):
