@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_cryobench.data.cs import make_dataset, write_cs
+from pytest_cryobench.data.cs import BLOB_BLOCK, CTF_BLOCK, full_block_columns, make_dataset, write_cs
 from pytest_cryobench.data.maps import write_map
 from pytest_cryobench.data.provision import Component
 from pytest_cryobench.profiles import Profile
@@ -308,21 +308,16 @@ def engine_component(profile: Profile, seed: int) -> Component:
         elif name == PARTICLES_CS:
             pl = plan()
             p = e.particles
-            write_cs(tmp, make_dataset({
+            write_cs(tmp, make_dataset(full_block_columns(p, (BLOB_BLOCK, CTF_BLOCK), {  # CryoSPARC's fields
                 "blob/path": np.array([particle_file_name(i // per_file)[len(ENGINE_DIR) + 1:] for i in range(p)]),
                 "blob/idx": (np.arange(p) % per_file).astype(np.uint32),
-                "blob/shape": np.tile(np.array([n, n], dtype=np.uint32), (p, 1)),
-                "blob/psize_A": np.full(p, apix, dtype=np.float32),
+                "blob/shape": np.array([n, n], dtype=np.uint32),
+                "blob/psize_A": apix,
+                "ctf/accel_kv": CTF["accel_kv"], "ctf/cs_mm": CTF["cs_mm"], "ctf/amp_contrast": CTF["amp_contrast"],
+                "ctf/df1_A": pl["df1_A"], "ctf/df2_A": pl["df2_A"], "ctf/df_angle_rad": pl["df_angle_rad"],
                 "alignments3D/pose": matrix_to_rotvec(pl["matrix"]).astype(np.float32),
                 "alignments3D/shift": pl["shift_px"].astype(np.float32),
-                "ctf/accel_kv": np.full(p, CTF["accel_kv"], dtype=np.float32),
-                "ctf/cs_mm": np.full(p, CTF["cs_mm"], dtype=np.float32),
-                "ctf/amp_contrast": np.full(p, CTF["amp_contrast"], dtype=np.float32),
-                "ctf/df1_A": pl["df1_A"].astype(np.float32),
-                "ctf/df2_A": pl["df2_A"].astype(np.float32),
-                "ctf/df_angle_rad": pl["df_angle_rad"].astype(np.float32),
-                "ctf/phase_shift_rad": np.zeros(p, dtype=np.float32),
-            }, uid_seed=seed))
+            }), uid_seed=seed))
             truth = truth_common()
             made.clear()
         else:
