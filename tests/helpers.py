@@ -165,3 +165,25 @@ def write_run(_info, directory: Path, run_id: str, factors: dict[str, float] | N
                                    rate=100.0 if group == "fs" else None))
         path = write_group(directory, group_document(group, records, info, run_id))[0]
     return path
+
+
+def save_with_cryosparc_tools(path: Path, data: np.ndarray) -> None:
+    """Write a structured array's rows through ``cryosparc.dataset.Dataset`` (text fields as text)."""
+    from cryosparc.dataset import Dataset
+
+    fields = []
+    for name in data.dtype.names:
+        if name == "uid":
+            continue
+        sub = data.dtype[name]
+        base, shape = (sub.subdtype if sub.subdtype else (sub, ()))
+        fields.append((name, "O" if base.kind == "S" else base.str, shape) if shape else
+                      (name, "O" if base.kind == "S" else base.str))
+    ds = Dataset.allocate(len(data), fields=fields)
+    ds["uid"] = data["uid"]
+    for name in data.dtype.names:
+        if name == "uid":
+            continue
+        values = data[name]
+        ds[name] = np.char.decode(values, "utf-8").tolist() if values.dtype.kind == "S" else values
+    ds.save(str(path))
