@@ -101,9 +101,10 @@ def noise_substitution_expectations(signal: np.ndarray, mask: np.ndarray, noise_
 
     - ``E[FSC_n] ~ P_{S_lo m} / (P_{S_lo m} + P_{S_hi} sum(m^2) / n^3 + sigma^2 sum(m^2))``, large just
       beyond ``shell`` and decaying to 0 within the width of the mask's transform;
-    - what the correction should recover is the FSC of ``S_hi`` alone under the mask,
-      ``P_{S_hi m} / (P_{S_hi m} + sigma^2 sum(m^2))`` (meaningful from ``shell + 2``, where the
-      correction applies).
+    - the corrected curve expected from the design is the correction applied to the two expected
+      curves, ``(E[FSC_t] - E[FSC_n]) / (1 - E[FSC_n])`` from ``shell + 2`` on (``E[FSC_t]`` below),
+      with ``E[FSC_t]`` of :func:`expected_masked_fsc`: what remains of the masked FSC once the
+      mask-induced correlation of the low-resolution signal is taken out.
 
     Parameters
     ----------
@@ -131,4 +132,8 @@ def noise_substitution_expectations(signal: np.ndarray, mask: np.ndarray, noise_
     common = reference_shell_power(low * m) / counts
     spread = (reference_shell_power(high) / counts) * kept / n**3
     fsc_n = common / (common + spread + noise_sigma**2 * kept)
-    return fsc_n, expected_masked_fsc(high, mask, noise_sigma)
+    fsc_t = expected_masked_fsc(s, mask, noise_sigma)
+    fsc_true = fsc_t.copy()
+    beyond = np.arange(fsc_t.size) >= shell + 2
+    fsc_true[beyond] = (fsc_t[beyond] - fsc_n[beyond]) / (1.0 - fsc_n[beyond])
+    return fsc_n, fsc_true
