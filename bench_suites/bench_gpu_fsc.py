@@ -24,7 +24,8 @@ half; S is stored too), every expectation computed by the plain-NumPy full-grid 
   towards zero beyond; ``corrected_curve``: the timed ``fsc_true`` equals ``(FSC_t - fsc_n) / (1 - fsc_n)`` from
   the reference ``FSC_t`` beyond ``s + 2`` and the reference ``FSC_t`` below, and over shells
   ``s + 2 .. s + 5`` it follows the corrected curve the design implies, the correction applied to
-  the expected ``FSC_t`` and ``FSC_n`` (mean error <= 0.05). A run that returned the uncorrected curve as ``fsc_true`` fails.
+  the expected ``FSC_t`` and ``FSC_n`` (mean error <= 0.05). A run that returned the uncorrected
+  curve as ``fsc_true`` fails.
 """
 
 from __future__ import annotations
