@@ -1,7 +1,9 @@
 """Filesystem benchmark: particle cache copy, sequential and random reads.
 
 The randn particle stack is written to the project dir once per run (untimed), copied to the
-cache dir (``particle_cache``), and read back cold, one particle per read, in file order
+cache dir (``particle_cache``: every byte read and written, each copy flushed to its device
+with ``fsync`` inside the clock, as CryoSPARC's cache copies; no extent cloning), and read back
+cold, one particle per read, in file order
 (``particle_sequential_read``) and in a seeded random order (``particle_random_read``). With
 ``--cryobench-no-ssd`` the reads come from the project dir and there is no cache step.
 """
@@ -25,18 +27,25 @@ def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
     destination = cache_work_dir / "cache-copy"
     require_free_space(cache_work_dir, particle_stack.total_bytes, "cache dir")
     copies = []
+    buffer = bytearray(particles.COPY_BLOCK)
 
     def remove_previous_copy():
         particles.remove_tree(destination)
 
     def copy(st):
         with st.span("copy_particles", "IO"):
-            copies.append(particles.copy_stack(particle_stack, destination))
+            copies.append(particles.copy_stack_bytes(particle_stack, destination, buffer))
 
     case.measure(benchmark, copy, rounds=cryobench_profile.io_rounds,
                  setup=remove_previous_copy, cold_files=lambda: particle_stack.files)
     try:
-        mismatched = particles.verify_sample(copies[-1])
+        copy_, _ = copies[-1]
+        short = [(n, w) for n, (_, w) in enumerate(copies) if w != particle_stack.total_bytes]
+        sizes = [p.stat().st_size for p in copy_.files] == [p.stat().st_size for p in particle_stack.files]
+        case.check("copy_bytes", not short and sizes,
+                   f"round {short[0][0]} wrote {short[0][1]} of {particle_stack.total_bytes} bytes" if short
+                   else "a cached file differs in size from its source", expected=particle_stack.total_bytes)
+        mismatched = particles.verify_sample(copy_)
         case.check("copy_content", not mismatched, f"{len(mismatched)} particle(s) differ after the copy",
                    mismatched=len(mismatched))
     finally:
@@ -44,7 +53,7 @@ def test_particle_cache(benchmark, cryobench_case, cryobench_profile,
     case.amounts(bytes=particle_stack.total_bytes)
     case.headline("particle_cache_time")
     case.rates("mb_per_s")
-    case.info(files=len(particle_stack.files))
+    case.info(files=len(particle_stack.files), copy_method=particles.COPY_METHOD)
 
 
 def _read_case(case, benchmark, stack, order: str, rounds: int) -> None:

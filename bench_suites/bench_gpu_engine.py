@@ -6,16 +6,24 @@ the cache dir, cold page cache at the start of the round; ``memory``: preloaded)
 transform, CTF, score every rotation and shift, assign (``max`` / ``marg``), insert (times the
 14 operators for ``D7``), and finally reconstruct.
 
-Known answer (generated data: particles projected from a known D7-symmetric volume at poses and
-shifts drawn from the search grid, CTF-modulated, noise at the stated SNR), checked after the
-timed rounds: at least 90% of best rotations within one grid step of the truth (up to the
-volume's symmetry), and every shift right for those; for ``marg``, each particle's posterior
-sums to 1, its kept poses hold at least 0.999 of it, and the posterior peaks at the true pose for
-the high-SNR particles; the reconstruction's FSC against the true volume stays above 0.5 up to
-the resolution stated in the data's ground truth. Also, per case: the identity-pose projection
-equals the real-space sum projection; for ``linear20``, tricubic projection of a smooth analytic
-volume is more accurate than trilinear (both errors recorded); for ``D7``, the group closes with
-14 distinct proper rotations.
+The clock covers the whole pass, reading included; the checks run after it stops.
+
+Known answer (generated data, made without the search code: particles are analytic real-space
+projections of a D7-symmetric blob volume at poses and shifts drawn from the search grid, with a
+CTF written from its documented formula and noise at the stated SNR; the D7 group written out),
+checked after the timed rounds (see :mod:`pytest_cryobench.engine.checks`): ``poses``: at least
+90% of best rotations within one grid step of the truth (up to the volume's symmetry);
+``shifts``: the shift right for those; for ``marg``, ``marg_peak_at_truth``: the posterior peaks
+within a grid step of the true pose for 95% of the high-SNR particles, and
+``marg_spread_follows_snr``: their posteriors are narrower than the low-SNR particles' (fewer
+poses hold 0.999 of the mass) and peak exactly at the truth at least as often;
+``reconstruction_fsc``: the reconstruction's FSC against the true volume stays above 0.5 up to
+the resolution stated in the data's ground truth; ``projection``: slices of the true volume
+(prepared as the pass prepares its reference) at true poses match the analytic transforms of the
+blobs; for ``linear20``, ``cubic_more_accurate``: tricubic slices of that volume are closer to them
+than trilinear ones; for ``D7``, ``symmetry_operators``: the engine's operators are the group's
+14 rotations. A real data set (no truth): ``reconstruction_finite`` and, for ``marg``,
+``marg_posterior_finite``.
 """
 
 from __future__ import annotations

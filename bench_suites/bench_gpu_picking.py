@@ -46,8 +46,8 @@ def test_picking(benchmark, cryobench_case, cryobench_backend, cryobench_profile
                 tmpl_dev = xp.asarray(templates)
             with st.span("ctf", "GPU"):
                 ctf = ctf_2d(mic.shape, apix, params["df1_A"], params["df2_A"], params["df_angle_rad"],
-                             accel_kv=params.get("accel_kv", 300.0), cs_mm=params.get("cs_mm", 2.7),
-                             amp_contrast=params.get("amp_contrast", 0.1), xp=xp)
+                             accel_kv=params["accel_kv"], cs_mm=params["cs_mm"],
+                             amp_contrast=params["amp_contrast"], xp=xp)
             with st.span("pick", "GPU"):
                 found.append(pick(mic_dev, tmpl_dev, angles, ctf, 0.46 * box, box // 2, THRESHOLD))
         rounds.append(found)

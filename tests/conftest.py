@@ -15,6 +15,8 @@ import pytest_cryobench.kernels.fsc  # noqa: F401
 import pytest_cryobench.kernels.masks  # noqa: F401
 import pytest_cryobench.kernels.nu_filter  # noqa: F401
 import pytest_cryobench.kernels.picking  # noqa: F401
+import pytest_cryobench.kernels.projection  # noqa: F401
+import pytest_cryobench.kernels.rotations  # noqa: F401
 import pytest_cryobench.plugin.configure  # noqa: F401
 
 

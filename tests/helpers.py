@@ -186,3 +186,25 @@ def fill_disk(directory: Path, leave_bytes: int, name: str = "other-job.bin") ->
 def snapshot(*dirs: Path) -> dict[Path, bytes]:
     """Every file below ``dirs`` and its bytes, to show afterwards that none changed."""
     return {p: p.read_bytes() for p in leftover_files(*dirs)}
+
+
+def save_with_cryosparc_tools(path: Path, data: np.ndarray) -> None:
+    """Write a structured array's rows through ``cryosparc.dataset.Dataset`` (text fields as text)."""
+    from cryosparc.dataset import Dataset
+
+    fields = []
+    for name in data.dtype.names:
+        if name == "uid":
+            continue
+        sub = data.dtype[name]
+        base, shape = (sub.subdtype if sub.subdtype else (sub, ()))
+        fields.append((name, "O" if base.kind == "S" else base.str, shape) if shape else
+                      (name, "O" if base.kind == "S" else base.str))
+    ds = Dataset.allocate(len(data), fields=fields)
+    ds["uid"] = data["uid"]
+    for name in data.dtype.names:
+        if name == "uid":
+            continue
+        values = data[name]
+        ds[name] = np.char.decode(values, "utf-8").tolist() if values.dtype.kind == "S" else values
+    ds.save(str(path))

@@ -18,6 +18,12 @@ deviation ``sigma`` with ``sigma^2 = var(clean CTF-modulated images) / SNR``; ev
 :data:`HIGH_SNR_STRIDE`-th particle gets ``HIGH_SNR_GAIN`` times the SNR (the "high-SNR
 particles" of the marginalisation check).
 
+The image formation shares no code with the search: the projections are analytic line integrals
+in real space, the CTF is written here from its documented formula (:func:`documented_ctf`, with
+its own wavelength formula and full-grid frequencies), and the D7 group is built here from its two
+generators written out (:func:`dihedral_group`), not from the kernel's ``symmetry_group``; so a
+convention error in the engine's projection, CTF or symmetry shows up in the checks.
+
 Poses are drawn from the profile's search grid (rotation and shift indices), so a correct search
 finds them exactly. The ``.cs`` file holds them as cryoSPARC fields: ``alignments3D/pose`` the
 axis-angle vector of ``R`` (radians), ``alignments3D/shift`` ``(sx, sy)`` pixels.
@@ -32,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_cryobench.data.cs import make_dataset, write_cs
+from pytest_cryobench.data.cs import BLOB_BLOCK, CTF_BLOCK, full_block_columns, make_dataset, write_cs
 from pytest_cryobench.data.maps import write_map
 from pytest_cryobench.data.provision import Component
 from pytest_cryobench.profiles import Profile
@@ -50,11 +56,28 @@ HIGH_SNR_GAIN = 16.0
 CTF = {"accel_kv": 300.0, "cs_mm": 2.7, "amp_contrast": 0.1}
 DEFOCUS_RANGE_A = (10_000.0, 25_000.0)
 ASTIGMATISM_A = 300.0
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: own CTF and D7 group; the blob model in the truth
 
 
 def particle_file_name(index: int) -> str:
     return f"{EXTRACT_DIR}/{index:03d}_particles.mrc"
+
+
+def dihedral_group(fold: int) -> np.ndarray:
+    """The ``2 * fold`` rotations of the dihedral group ``D<fold>``, written out, float64 (G, 3, 3).
+
+    ``Rz(2 pi k / fold)`` for ``k = 0 .. fold - 1`` (turns about ``z``), then ``Rz(2 pi k / fold) Rx(pi)``
+    (half turns about horizontal axes at azimuth ``pi k / fold``, the first about ``x``). Written
+    here from the definition, so the data do not depend on the kernel's group construction.
+    """
+    out = []
+    for flip in (False, True):
+        for k in range(fold):
+            a = 2 * math.pi * k / fold
+            c, s = math.cos(a), math.sin(a)
+            turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            out.append(turn @ np.diag([1.0, -1.0, -1.0]) if flip else turn)
+    return np.array(out)
 
 
 def blob_model(n: int, apix: float, seed: int) -> dict[str, np.ndarray]:
@@ -66,10 +89,8 @@ def blob_model(n: int, apix: float, seed: int) -> dict[str, np.ndarray]:
         ``centres`` (J, 3) float64 ``(x, y, z)``; ``sigma`` (J,) voxels; ``amplitude`` (J,);
         ``J = 14 * BLOB_SEEDS``, the D7 images of each seed blob consecutive.
     """
-    from pytest_cryobench.kernels.rotations import symmetry_group
-
     rng = np.random.default_rng(seed)
-    group = symmetry_group(SYMMETRY)
+    group = dihedral_group(int(SYMMETRY[1:]))
     # seeds inside a cylinder that keeps every symmetry copy well inside the box
     radius = rng.uniform(0.08, 0.26, BLOB_SEEDS) * n
     phi = rng.uniform(0, 2 * math.pi, BLOB_SEEDS)
@@ -126,16 +147,82 @@ def blob_projections(model: dict[str, np.ndarray], rotations: np.ndarray, shifts
     return np.matmul(np.swapaxes(gy, 1, 2) * weight, gx).astype(np.float32)
 
 
-def apply_ctf(images: np.ndarray, df1: np.ndarray, df2: np.ndarray, angle: np.ndarray, apix: float) -> np.ndarray:
-    """Images convolved with their CTFs (Fourier multiply, origin at pixel ``n // 2``), float32."""
-    from pytest_cryobench.kernels.ctf import ctf_at, frequency_grid
+def wavelength_A(accel_kv: float) -> float:
+    """Relativistic electron wavelength, Å: ``12.2643 / sqrt(V (1 + 0.978466e-6 V))``, ``V`` in volts."""
+    volts = accel_kv * 1e3
+    return 12.2643247 / math.sqrt(volts * (1.0 + 0.978466e-6 * volts))
 
+
+def documented_ctf(n: int, apix: float, df1: np.ndarray, df2: np.ndarray, angle: np.ndarray,
+                   accel_kv: float = CTF["accel_kv"], cs_mm: float = CTF["cs_mm"],
+                   amp_contrast: float = CTF["amp_contrast"]) -> np.ndarray:
+    """The CTF on the full ``fft2`` grid of ``n x n`` images, from its documented formula.
+
+    ``Δf(θ) = (df1 + df2)/2 + (df1 - df2)/2 cos(2(θ - angle))`` (``θ = atan2(ky, kx)``, ``df1`` along
+    ``angle``), ``χ = π λ Δf s² - (π/2) Cs λ³ s⁴``, ``CTF = -(sqrt(1 - A²) sin χ + A cos χ)``;
+    frequencies ``ky`` (rows), ``kx`` (columns) ``= fftfreq(n, apix)`` in cycles/Å.
+
+    Parameters
+    ----------
+    n : int
+        Image edge, pixels.
+    apix : float
+        Pixel size, Å.
+    df1, df2, angle : arrays, shape (B,)
+        Defocus (Å, positive underfocus) and astigmatism angle (rad) per image.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (B, n, n)
+    """
+    freq = np.fft.fftfreq(n, d=apix)
+    ky, kx = freq[:, None], freq[None, :]
+    s2 = kx * kx + ky * ky
+    theta = np.arctan2(ky, kx)
+    lam = wavelength_A(accel_kv)
+    cs = cs_mm * 1e7
+    df1, df2, angle = (np.asarray(v, dtype=np.float64)[:, None, None] for v in (df1, df2, angle))
+    defocus = 0.5 * (df1 + df2) + 0.5 * (df1 - df2) * np.cos(2.0 * (theta[None] - angle))
+    chi = math.pi * lam * defocus * s2[None] - 0.5 * math.pi * cs * lam**3 * s2[None] ** 2
+    return -(math.sqrt(1.0 - amp_contrast**2) * np.sin(chi) + amp_contrast * np.cos(chi))
+
+
+def apply_ctf(images: np.ndarray, df1: np.ndarray, df2: np.ndarray, angle: np.ndarray, apix: float) -> np.ndarray:
+    """Images convolved with their CTFs (:func:`documented_ctf`, origin at pixel ``n // 2``), float32."""
     n = images.shape[-1]
-    ky, kx = frequency_grid((n, n), apix)
-    spectra = np.fft.rfft2(np.fft.ifftshift(images, axes=(1, 2)))
-    ctf = ctf_at(kx[None], ky[None], df1[:, None, None], df2[:, None, None], angle[:, None, None],
-                 accel_kv=CTF["accel_kv"], cs_mm=CTF["cs_mm"], amp_contrast=CTF["amp_contrast"], dtype=np.float64)
-    return np.fft.fftshift(np.fft.irfft2(spectra * ctf, s=(n, n)), axes=(1, 2)).astype(np.float32)
+    spectra = np.fft.fft2(np.fft.ifftshift(images, axes=(1, 2)))
+    ctf = documented_ctf(n, apix, df1, df2, angle)
+    return np.fft.fftshift(np.fft.ifft2(spectra * ctf).real, axes=(1, 2)).astype(np.float32)
+
+
+def blob_slice_coefficients(model: dict[str, np.ndarray], rotations: np.ndarray, ky: np.ndarray,
+                            kx: np.ndarray, n: int) -> np.ndarray:
+    """Analytic Fourier coefficients of the blob projections at poses (no shift, no CTF).
+
+    The continuous transform of a blob's line integral ``a sqrt(2 pi) sigma exp(-|p - c|^2 / (2 sigma^2))``
+    is ``a (2 pi)^{3/2} sigma^3 exp(-2 pi^2 sigma^2 |k / n|^2) exp(-2 pi i k . c / n)``; blobs at
+    least 1.5 px wide make the DFT of the sampled image equal it to float32 precision.
+
+    Parameters
+    ----------
+    model : dict
+        :func:`blob_model`.
+    rotations : array, shape (B, 3, 3)
+    ky, kx : int arrays, shape (K,)
+        Frequencies, cycles per box (the ``rfft2(ifftshift(image))`` convention).
+    n : int
+
+    Returns
+    -------
+    numpy.ndarray of complex128, shape (B, K)
+    """
+    moved = np.einsum("bij,kj->bki", rotations, model["centres"])  # (B, J, 3)
+    sigma = np.asarray(model["sigma"], dtype=np.float64)
+    k2 = (np.asarray(kx, dtype=np.float64) ** 2 + np.asarray(ky, dtype=np.float64) ** 2) / n**2
+    envelope = (model["amplitude"] * (2 * math.pi) ** 1.5 * sigma**3)[:, None] * np.exp(
+        -2 * math.pi**2 * sigma[:, None] ** 2 * k2[None, :])  # (J, K)
+    phase = np.exp(-2j * math.pi * (moved[..., 0:1] * kx[None, None, :] + moved[..., 1:2] * ky[None, None, :]) / n)
+    return np.einsum("jk,bjk->bk", envelope, phase)
 
 
 def low_pass(volume: np.ndarray, radius: float) -> np.ndarray:
@@ -209,7 +296,8 @@ def engine_component(profile: Profile, seed: int) -> Component:
         return {"box": n, "apix": apix, "symmetry": SYMMETRY, "snr": e.snr, "high_snr_stride": HIGH_SNR_STRIDE,
                 "high_snr_gain": HIGH_SNR_GAIN, "noise_sigma": noise_sigma(), "directions": e.directions,
                 "psi_step_deg": e.psi_step_deg, "shift_extent_px": e.shift_extent_px,
-                "fsc05_resolution_A": n * apix / e.fsc05_shell, "fsc05_shell": e.fsc05_shell}
+                "fsc05_resolution_A": n * apix / e.fsc05_shell, "fsc05_shell": e.fsc05_shell,
+                "blobs": {key: value.tolist() for key, value in model().items()}}
 
     def generate(name: str, tmp: Path, progress) -> dict[str, Any]:
         if name == TRUTH_VOLUME:
@@ -221,21 +309,16 @@ def engine_component(profile: Profile, seed: int) -> Component:
         elif name == PARTICLES_CS:
             pl = plan()
             p = e.particles
-            write_cs(tmp, make_dataset({
+            write_cs(tmp, make_dataset(full_block_columns(p, (BLOB_BLOCK, CTF_BLOCK), {  # CryoSPARC's fields
                 "blob/path": np.array([particle_file_name(i // per_file)[len(ENGINE_DIR) + 1:] for i in range(p)]),
                 "blob/idx": (np.arange(p) % per_file).astype(np.uint32),
-                "blob/shape": np.tile(np.array([n, n], dtype=np.uint32), (p, 1)),
-                "blob/psize_A": np.full(p, apix, dtype=np.float32),
+                "blob/shape": np.array([n, n], dtype=np.uint32),
+                "blob/psize_A": apix,
+                "ctf/accel_kv": CTF["accel_kv"], "ctf/cs_mm": CTF["cs_mm"], "ctf/amp_contrast": CTF["amp_contrast"],
+                "ctf/df1_A": pl["df1_A"], "ctf/df2_A": pl["df2_A"], "ctf/df_angle_rad": pl["df_angle_rad"],
                 "alignments3D/pose": matrix_to_rotvec(pl["matrix"]).astype(np.float32),
                 "alignments3D/shift": pl["shift_px"].astype(np.float32),
-                "ctf/accel_kv": np.full(p, CTF["accel_kv"], dtype=np.float32),
-                "ctf/cs_mm": np.full(p, CTF["cs_mm"], dtype=np.float32),
-                "ctf/amp_contrast": np.full(p, CTF["amp_contrast"], dtype=np.float32),
-                "ctf/df1_A": pl["df1_A"].astype(np.float32),
-                "ctf/df2_A": pl["df2_A"].astype(np.float32),
-                "ctf/df_angle_rad": pl["df_angle_rad"].astype(np.float32),
-                "ctf/phase_shift_rad": np.zeros(p, dtype=np.float32),
-            }, uid_seed=seed))
+            }), uid_seed=seed))
             truth = truth_common()
             made.clear()
         else:

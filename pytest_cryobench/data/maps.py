@@ -103,7 +103,8 @@ def nu_component(profile: Profile, seed: int) -> Component:
 def fsc_component(profile: Profile, seed: int) -> Component:
     """Designed half maps for the FSC cases: a band-limited signal plus independent white noise
     per half, and the clean signal itself (``signal.mrc``, our addition to CryoSPARC's layout),
-    from which the expected curve under any mask follows (see :func:`expected_masked_fsc`)."""
+    from which the expected curve under any mask follows
+    (see :func:`~pytest_cryobench.data.fsc_reference.expected_masked_fsc`)."""
     from pytest_cryobench.data.synthetic_maps import designed_half_maps
 
     n, apix = profile.fsc_box, profile.map_apix
@@ -126,31 +127,3 @@ def fsc_component(profile: Profile, seed: int) -> Component:
     return Component(name="gpu_fsc_test", version=1,
                      params={"n": n, "apix": apix, "band_shell": band, "noise_sigma": FSC_NOISE_SIGMA},
                      files=FSC_FILES, estimated_bytes=3 * 4 * n**3 + (1 << 20), generate=generate)
-
-
-def expected_masked_fsc(signal: np.ndarray, mask: np.ndarray | None, noise_sigma: float) -> np.ndarray:
-    """Expected FSC of ``(S + N_a) m`` against ``(S + N_b) m`` for white noise of sigma ``noise_sigma``.
-
-    White noise times a mask is still white, with ``E|F[N m](k)|^2 = sigma^2 sum(m^2)`` for every
-    ``k`` (unnormalised transform), and the two noises are independent, so per shell the
-    expected FSC is ``P_{Sm} / (P_{Sm} + sigma^2 sum(m^2))``.
-
-    Parameters
-    ----------
-    signal : numpy.ndarray, shape (n, n, n)
-        The clean signal.
-    mask : numpy.ndarray, shape (n, n, n), or None
-        The mask applied to both halves (``None``: no mask).
-    noise_sigma : float
-        Standard deviation of each half's noise.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n // 2 + 1,)
-    """
-    from pytest_cryobench.kernels.fsc import shell_power
-
-    m = np.ones_like(signal) if mask is None else np.asarray(mask, dtype=np.float64)
-    power = np.asarray(shell_power(np.fft.rfftn(signal.astype(np.float64) * m)))
-    noise = noise_sigma**2 * float(np.sum(m * m))
-    return power / (power + noise)

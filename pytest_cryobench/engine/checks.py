@@ -1,4 +1,10 @@
-"""Known-answer checks of an engine pass, run after the timed rounds (a failed one fails the case)."""
+"""Known-answer checks of an engine pass, run after the timed rounds (a failed one fails the case).
+
+Every expectation comes from the generated data's ground truth, made without the search code
+(:mod:`pytest_cryobench.data.engine`: analytic real-space projections, a CTF written from its
+formula, the D7 group written out): the poses and shifts each particle was made at, the volume,
+and the blob model whose slices have an analytic transform.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,12 @@ from pytest_cryobench.engine.passes import INTERPOLATIONS, PAD, EngineCase, Pass
 MIN_POSE_FRACTION = 0.90
 MIN_HIGH_SNR_PEAK_FRACTION = 0.95
 FSC_LEVEL = 0.5
-IDENTITY_TOLERANCE = 1e-4
-"""Relative L2 error allowed between the identity-pose slice and the sum projection (float32)."""
+PROJECTION_TOLERANCE = {"linear": 0.05, "cubic": 0.01}
+"""Relative L2 error allowed between slices of the true volume and the analytic blob transforms at
+the true poses (pad 2, gridding on). Measured on the smoke data: trilinear 0.023, tricubic 0.0021;
+slices at transposed poses are 1.0 or more off."""
+PROJECTION_POSES = 8
+"""Particles whose true poses the projection check uses."""
 
 
 def overlap(result: PassResult) -> float:
@@ -22,7 +32,6 @@ def overlap(result: PassResult) -> float:
 
 def check_pass(case: Any, spec: EngineCase, config: PassConfig, dataset: Any, result: PassResult, xp: Any) -> None:
     """Record every check of one case on ``case`` (a :class:`~pytest_cryobench.plugin.case.Case`)."""
-    from pytest_cryobench.kernels.rotations import symmetry_group
 
     truth = dataset.truth_info
     if truth is not None and dataset.poses is not None:
@@ -34,33 +43,29 @@ def check_pass(case: Any, spec: EngineCase, config: PassConfig, dataset: Any, re
     else:
         case.check("reconstruction_finite", bool(np.all(np.isfinite(result.volume))),
                    "the reconstruction holds NaN or inf")
-    _check_identity_projection(case, dataset.reference, INTERPOLATIONS[spec.interpolation], xp)
-    if spec.interpolation == "linear20":
-        _check_cubic_beats_linear(case, xp)
+    if dataset.truth is not None and truth is not None and "blobs" in truth and dataset.poses is not None:
+        _check_projection(case, spec, config, dataset, truth, xp)
     if spec.symmetry != "C1":
-        group = symmetry_group(spec.symmetry)
-        closed, distinct, proper = group_properties(group)
-        case.check("group_closes", closed and distinct and proper and len(group) == _order(spec.symmetry),
-                   f"{spec.symmetry}: {len(group)} operators, closed={closed}, distinct={distinct}, proper={proper}",
-                   operators=len(group))
+        _check_symmetry_operators(case, spec.symmetry)
 
 
-def _order(symmetry: str) -> int:
+def _check_symmetry_operators(case: Any, symmetry: str) -> None:
+    """The engine's operators are the group written out from its definition (same set, same size)."""
+    from pytest_cryobench.data.engine import dihedral_group
+    from pytest_cryobench.kernels.rotations import symmetry_group
+
+    used = symmetry_group(symmetry)
     fold = int(symmetry[1:])
-    return 2 * fold if symmetry[0].upper() == "D" else fold
-
-
-def group_properties(group: np.ndarray, tol: float = 1e-6) -> tuple[bool, bool, bool]:
-    """``(closed, distinct, proper)`` of a set of rotation matrices (G, 3, 3)."""
-    flat = group.reshape(len(group), 9)
-    products = np.einsum("aij,bjk->abik", group, group).reshape(-1, 9)
-    nearest = np.abs(products[:, None, :] - flat[None, :, :]).max(axis=2).min(axis=1)
-    closed = bool(np.all(nearest < tol))
-    pairwise = np.abs(flat[:, None, :] - flat[None, :, :]).max(axis=2) + np.eye(len(group)) * 10
-    distinct = bool(np.all(pairwise > tol))
-    proper = bool(np.allclose(np.linalg.det(group), 1.0, atol=tol)
-                  and np.allclose(np.einsum("gji,gjk->gik", group, group), np.eye(3), atol=tol))
-    return closed, distinct, proper
+    if symmetry[0].upper() == "D":
+        expected = dihedral_group(fold)
+    else:
+        expected = dihedral_group(fold)[:fold]
+    distance = np.abs(used.reshape(len(used), 1, 9) - expected.reshape(1, len(expected), 9)).max(axis=2)
+    matched = bool(len(used) == len(expected) and np.all(distance.min(axis=1) < 1e-6)
+                   and np.all(distance.min(axis=0) < 1e-6))
+    case.check("symmetry_operators", matched,
+               f"{symmetry}: the engine's {len(used)} operators are not the group's {len(expected)} rotations",
+               operators=len(used))
 
 
 def _angles_to_truth(config: PassConfig, dataset: Any, rotation: np.ndarray, truth: dict[str, Any],
@@ -89,13 +94,10 @@ def _check_poses(case: Any, config: PassConfig, dataset: Any, result: PassResult
 
 
 def _check_marg(case: Any, config: PassConfig, dataset: Any, result: PassResult, truth: dict[str, Any] | None) -> None:
-    total_error = float(np.max(np.abs(result.marg_total - 1.0)))
-    case.check("marg_weights_sum_to_one", total_error <= 1e-6,
-               f"a particle's posterior sums to 1 +- {total_error:.2e}", max_error=total_error)
-    least = float(result.marg_kept_mass.min())
-    case.check("marg_kept_mass", least >= 0.999 - 1e-9, f"a particle kept only {least:.6f} of its posterior",
-               least=least, mean_poses_kept=float(result.marg_kept.mean()), max_poses_kept=int(result.marg_kept.max()))
     if truth is None or dataset.poses is None:
+        case.check("marg_posterior_finite", bool(np.all(np.isfinite(result.marg_kept_mass))
+                                                 and np.all(result.marg_kept >= 1)),
+                   "a particle's posterior is not finite or keeps no pose")
         return
     stride = int(truth["high_snr_stride"])
     high = np.arange(dataset.particles) % stride == 0
@@ -105,6 +107,17 @@ def _check_marg(case: Any, config: PassConfig, dataset: Any, result: PassResult,
                f"the posterior peaks at the true pose for {peak:.1%} of the high-SNR particles; "
                f"need {MIN_HIGH_SNR_PEAK_FRACTION:.0%}", fraction=round(peak, 4),
                fraction_exact=round(float((angles < 1e-3).mean()), 4))
+    # Spread: the high-SNR particles carry HIGH_SNR_GAIN times the SNR, so their posteriors must be
+    # narrower (fewer poses hold 0.999 of the mass) and peak exactly at the truth at least as often.
+    low_angles = _angles_to_truth(config, dataset, result.rotation, truth, ~high)
+    kept_high, kept_low = float(np.median(result.marg_kept[high])), float(np.median(result.marg_kept[~high]))
+    exact_high, exact_low = float((angles < 1e-3).mean()), float((low_angles < 1e-3).mean())
+    case.check("marg_spread_follows_snr", kept_high < kept_low and exact_high >= exact_low,
+               f"high-SNR particles keep a median {kept_high:g} poses (low-SNR {kept_low:g}) and peak exactly at "
+               f"the truth for {exact_high:.1%} (low-SNR {exact_low:.1%}); "
+               f"{truth['high_snr_gain']:g}x the SNR must give a narrower posterior",
+               median_kept_high=kept_high, median_kept_low=kept_low, exact_high=round(exact_high, 4),
+               exact_low=round(exact_low, 4))
 
 
 def _check_reconstruction(case: Any, dataset: Any, result: PassResult, truth: dict[str, Any]) -> None:
@@ -123,53 +136,45 @@ def _check_reconstruction(case: Any, dataset: Any, result: PassResult, truth: di
                designed_shell=shell)
 
 
-def _check_identity_projection(case: Any, reference: np.ndarray, interpolation: str, xp: Any) -> None:
-    from pytest_cryobench.kernels.pose_search import image_coefficients
-    from pytest_cryobench.kernels.projection import extract_slices, fourier_coords, prepare_volume
-
-    n = reference.shape[0]
-    coords = fourier_coords(n, n / 2 - 1)
-    volume = xp.asarray(reference)
-    prepared = prepare_volume(volume, pad=PAD, interpolation=interpolation, gridding=False)
-    slice_ = extract_slices(prepared, np.eye(3)[None], coords)[0]
-    projection = image_coefficients(volume.sum(axis=0)[None], coords)[0]
-    error = float(xp.linalg.norm(slice_ - projection) / xp.linalg.norm(projection))
-    case.check("identity_projection", error <= IDENTITY_TOLERANCE,
-               f"identity-pose slice differs from the sum projection by {error:.2e} (relative L2)",
-               relative_error=error)
-
-
-def _check_cubic_beats_linear(case: Any, xp: Any) -> None:
-    errors = interpolation_errors(xp)
-    case.check("cubic_more_accurate", errors["cubic"] < errors["linear"],
-               f"tricubic error {errors['cubic']:.4f} is not below trilinear's {errors['linear']:.4f}",
-               cubic_error=round(errors["cubic"], 6), linear_error=round(errors["linear"], 6))
+def _check_projection(case: Any, spec: EngineCase, config: PassConfig, dataset: Any, truth: dict[str, Any],
+                      xp: Any) -> None:
+    """Slices of the true volume, prepared as the pass prepares its reference, at true poses, against
+    the analytic transforms of the blob model; for ``linear20`` also tricubic against trilinear."""
+    errors = projection_errors(dataset, truth, config.r_search, xp)
+    kind = INTERPOLATIONS[spec.interpolation]
+    error = errors[kind]
+    case.check("projection", error <= PROJECTION_TOLERANCE[kind],
+               f"{kind} slices of the true volume differ from the analytic projections by {error:.4f} (relative L2; "
+               f"allowed {PROJECTION_TOLERANCE[kind]})", relative_error=round(error, 6), interpolation=kind)
+    if spec.interpolation == "linear20":
+        case.check("cubic_more_accurate", errors["cubic"] < errors["linear"],
+                   f"tricubic error {errors['cubic']:.4f} is not below trilinear's {errors['linear']:.4f}",
+                   cubic_error=round(errors["cubic"], 6), linear_error=round(errors["linear"], 6))
 
 
-def interpolation_errors(xp: Any, n: int = 32, poses: int = 4, seed: int = 5) -> dict[str, float]:
-    """Relative L2 error of slice projections of a smooth blob volume against the analytic images.
+def projection_errors(dataset: Any, truth: dict[str, Any], r_max: float, xp: Any) -> dict[str, float]:
+    """Relative L2 error of central slices of ``dataset.truth`` at the first particles' true poses.
 
     Returns
     -------
     dict
-        ``{"linear": error, "cubic": error}`` over ``poses`` random poses (pad 2, gridding on).
+        ``{"linear": error, "cubic": error}`` against :func:`~pytest_cryobench.data.engine.blob_slice_coefficients`
+        over the coefficients with ``|k| <= r_max``.
     """
-    from scipy.spatial.transform import Rotation
-
-    from pytest_cryobench.data.engine import blob_model, blob_projections, blob_volume
+    from pytest_cryobench.data.engine import blob_slice_coefficients
     from pytest_cryobench.kernels.array_api import to_host
-    from pytest_cryobench.kernels.pose_search import image_coefficients
     from pytest_cryobench.kernels.projection import extract_slices, fourier_coords, prepare_volume
+    from pytest_cryobench.kernels.rotations import rotvec_to_matrix
 
-    model = blob_model(n, 1.0, seed)
-    model = {**model, "sigma": np.full_like(model["sigma"], 2.0)}
-    rotations = Rotation.random(poses, random_state=seed).as_matrix()
-    coords = fourier_coords(n, n / 2 - 1)
-    images = blob_projections(model, rotations, np.zeros((poses, 2)), n)
-    truth = image_coefficients(images, coords)
-    volume = xp.asarray(blob_volume(model, n))
+    n = dataset.n
+    model = {key: np.asarray(value, dtype=np.float64) for key, value in truth["blobs"].items()}
+    rotations = rotvec_to_matrix(np.asarray(dataset.poses[:PROJECTION_POSES], dtype=np.float64))
+    coords = fourier_coords(n, r_max)
+    expected = blob_slice_coefficients(model, rotations, coords.ky, coords.kx, n)
+    volume = xp.asarray(dataset.truth)
     out = {}
     for kind in ("linear", "cubic"):
-        slices = to_host(extract_slices(prepare_volume(volume, pad=PAD, interpolation=kind), rotations, coords))
-        out[kind] = float(np.linalg.norm(slices - truth) / np.linalg.norm(truth))
+        prepared = prepare_volume(volume, pad=PAD, interpolation=kind)
+        slices = to_host(extract_slices(prepared, xp.asarray(rotations, dtype=xp.float32), coords))
+        out[kind] = float(np.linalg.norm(slices - expected) / np.linalg.norm(expected))
     return out

@@ -177,10 +177,19 @@ def fsc_maps(movie_source, cryobench_profile):
 
 @pytest.fixture(scope="session")
 def picking_data(movie_source, cryobench_profile):
-    """``(micrographs, templates, apix, ctf parameters per micrograph, truth per micrograph or None)``."""
-    from pytest_cryobench.data.cs import read_cs
+    """``(micrographs, templates, apix, ctf parameters per micrograph, truth per micrograph or None)``.
+
+    The templates come at their own pixel size (their MRC header) and are resampled to the
+    micrographs'; each micrograph's CTF is its exposure row, matched by file name.
+    """
     from pytest_cryobench.data.layout import matches
-    from pytest_cryobench.data.picking import EXPOSURES_FILE, TEMPLATES_FILE, picking_component
+    from pytest_cryobench.data.picking import (
+        EXPOSURES_FILE,
+        TEMPLATES_FILE,
+        picking_component,
+        read_exposure_ctfs,
+        templates_at_pixel_size,
+    )
 
     root = movie_source.root
     if movie_source.real:
@@ -190,15 +199,12 @@ def picking_data(movie_source, cryobench_profile):
         files, truth = movie_source.ensure(picking_component(cryobench_profile, DATA_SEED))
         mic_paths = [f for f in files if f.name.endswith("_doseweighted.mrc")]
         truths = [truth[str(p.relative_to(root))] for p in mic_paths]
-    exposures = read_cs(root / EXPOSURES_FILE, required=("ctf/df1_A", "ctf/df2_A", "ctf/df_angle_rad"))
-    templates = _read_stack(root / TEMPLATES_FILE)
+    ctfs = read_exposure_ctfs(root / EXPOSURES_FILE, mic_paths)
     micrographs, apix = [], None
     for path in mic_paths:
-        volume = _read_stack(path)
-        micrographs.append(volume[0])
+        micrographs.append(_read_stack(path)[0])
         apix = _voxel_size(path)
-    ctfs = [{name.split("/", 1)[1]: float(exposures[name][min(i, len(exposures) - 1)])
-             for name in exposures.dtype.names if name.startswith("ctf/")} for i in range(len(micrographs))]
+    templates = templates_at_pixel_size(_read_stack(root / TEMPLATES_FILE), _voxel_size(root / TEMPLATES_FILE), apix)
     return micrographs, templates, apix, ctfs, truths
 
 

@@ -90,8 +90,18 @@ class RunState:
     def data_source(self) -> str:
         return "synthetic" if self.settings.data is None else "cryosparc"
 
+    @property
+    def eer_context(self) -> dict[str, Any]:
+        """What the EER decode figures depend on: fractions, super-resolution, the rate's basis."""
+        from pytest_cryobench.profiles import get_profile
+
+        s = self.settings
+        fractions = s.eer_fractions or get_profile(s.profile).eer.fractions
+        return {"fractions": int(fractions), "superres": int(s.eer_superres), "rate_of": "compressed input"}
+
     def context(self) -> dict[str, Any]:
-        return {"profile": self.settings.profile, "backend": self.backend_name, "data": self.data_source}
+        return {"profile": self.settings.profile, "backend": self.backend_name, "data": self.data_source,
+                "eer": self.eer_context}
 
     def work_dir(self, base: Path) -> Path:
         """A fresh directory ``<base>/cryobench-<run-id>`` owned by this run (its lock held until
@@ -183,6 +193,7 @@ def build_test_info(state: RunState, instance_information: dict[str, Any]) -> di
         "backend": state.backend_name,
         "data": state.data_source,
         "data_seed": DATA_SEED,
+        "eer": state.eer_context,
         "instance_information": instance_information,
         "job_params": {
             "benchmark_data_dir": str(s.data) if s.data else None,

@@ -217,7 +217,8 @@ def comparison_from_reference(doc: Mapping[str, Any], path: Path) -> Comparison:
         doc = reference_to_2(doc)
     tests = {(group, test): CaseRecord.from_json(group, test, obj)
              for group, entries in doc["tests"].items() for test, obj in entries.items()}
-    context = {"profile": doc["profile"], "backend": doc["backend"], "data": doc["data"]}
+    context = {"profile": doc["profile"], "backend": doc["backend"], "data": doc["data"],
+               "eer": doc.get("eer")}  # None: not recorded (an imported CryoSPARC result, an older reference)
     meta = {key: doc.get(key) for key in ("instance_information", "created_at", "description", "command",
                                           "cryobench_version", "source_run", "imported_from")}
     return Comparison(doc["name"], Path(path), context, tests, "reference", meta)
@@ -238,7 +239,8 @@ def result_tests(doc: Mapping[str, Any]) -> dict[tuple[str, str], CaseRecord]:
 
 def run_context(doc: Mapping[str, Any]) -> dict[str, Any]:
     info = doc["test_info"]
-    return {"profile": info["profile"], "backend": info["backend"], "data": info["data"]}
+    return {"profile": info["profile"], "backend": info["backend"], "data": info["data"],
+            "eer": info.get("eer", {})}  # {}: a run from before the EER settings were recorded
 
 
 def sibling_result_files(path: Path) -> list[Path]:
@@ -344,6 +346,7 @@ def make_reference(docs: list[Mapping[str, Any]], name: str, description: str = 
         "profile": info["profile"],
         "backend": info["backend"],
         "data": info["data"],
+        "eer": info.get("eer"),
         "created_at": time.time(),
         "command": info.get("command", ""),
         "cryobench_version": info["cryobench_version"],

@@ -165,7 +165,18 @@ def context_mismatch(run: Mapping[str, Any], ref: Mapping[str, Any], group: str)
             return f"{key} {run.get(key)} here, {ref.get(key)} in the reference"
     if group in BACKEND_GROUPS and run.get("backend") != ref.get("backend"):
         return f"backend {run.get('backend')} here, {ref.get('backend')} in the reference"
+    # the decode figures depend on the EER settings; None: a side that does not say (an imported
+    # CryoSPARC result, an older reference), {}: a result file from before they were recorded
+    eer, ref_eer = run.get("eer"), ref.get("eer")
+    if group == "cpu" and eer is not None and ref_eer is not None and eer != ref_eer:
+        return f"EER settings {_eer_text(run.get('eer'))} here, {_eer_text(ref.get('eer'))} in the reference"
     return None
+
+
+def _eer_text(eer: Mapping[str, Any] | None) -> str:
+    if not eer:
+        return "not recorded (a result from before the decode clock excluded the check)"
+    return f"{eer.get('fractions')} fractions, super-resolution {eer.get('superres')}, rate of {eer.get('rate_of')}"
 
 
 def compared_figure(run: CaseRecord, ref: CaseRecord) -> tuple[derive.Figure, derive.Figure] | None:

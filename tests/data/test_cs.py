@@ -89,3 +89,67 @@ def test_plain_array_is_not_a_dataset(tmp_path):
 def test_columns_must_agree(tmp_path):
     with pytest.raises(ValueError, match="different lengths"):
         make_dataset({"a": np.zeros(3), "b": np.zeros(4)})
+
+
+# -- CryoSPARC's full field set, written by cryosparc-tools ----------------------------------------
+
+def _exposures(names, df1):
+    from pytest_cryobench.data.cs import CTF_BLOCK, MICROGRAPH_BLOB_BLOCK, full_block_columns
+
+    return make_dataset(full_block_columns(len(names), (MICROGRAPH_BLOB_BLOCK, CTF_BLOCK), {
+        "micrograph_blob/path": np.array(names), "ctf/df1_A": np.array(df1), "ctf/df2_A": np.array(df1) - 300,
+        "ctf/df_angle_rad": 0.4, "ctf/accel_kv": 300.0, "ctf/cs_mm": 2.7, "ctf/amp_contrast": 0.07,
+        "ctf/shift_A": np.array([1.0, 2.0]), "ctf/anisomag": np.array([1.01, 0.0, 0.0, 0.99]),
+    }), uid_seed=3)
+
+
+def test_cryosparc_tools_writes_the_ctf_block_we_generate(tmp_path):
+    from tests.helpers import save_with_cryosparc_tools
+
+    ours = _exposures(["J2/motioncorrected/a_doseweighted.mrc"], [15_000.0])
+    save_with_cryosparc_tools(tmp_path / "tools.cs", ours)
+    theirs = np.load(tmp_path / "tools.cs")
+    assert theirs.dtype.names == ours.dtype.names
+    assert theirs.dtype["ctf/type"].kind == "S" and theirs.dtype["ctf/anisomag"].shape == (4,)
+    assert theirs.dtype["ctf/shift_A"].shape == (2,) and theirs.dtype["ctf/trefoil_A"].shape == (2,)
+
+
+def test_exposure_ctfs_are_matched_by_micrograph_path_not_order(tmp_path):
+    from pytest_cryobench.data.picking import read_exposure_ctfs
+    from tests.helpers import save_with_cryosparc_tools
+
+    path = tmp_path / "exposure_dataset_for_picking.cs"
+    save_with_cryosparc_tools(path, _exposures(["J2/motioncorrected/b_doseweighted.mrc",
+                                                "J2/motioncorrected/a_doseweighted.mrc"], [20_000.0, 10_000.0]))
+    ctfs = read_exposure_ctfs(path, [tmp_path / "a_doseweighted.mrc", tmp_path / "b_doseweighted.mrc"])
+    assert [c["df1_A"] for c in ctfs] == [10_000.0, 20_000.0]
+    assert ctfs[0] == {"df1_A": 10_000.0, "df2_A": 9_700.0, "df_angle_rad": pytest.approx(0.4), "accel_kv": 300.0,
+                       "cs_mm": pytest.approx(2.7), "amp_contrast": pytest.approx(0.07)}
+    with pytest.raises(CryobenchError, match=r"exposure_dataset_for_picking.cs: no exposure row\(s\) whose "
+                                             r"micrograph_blob/path ends in c_doseweighted.mrc"):
+        read_exposure_ctfs(path, [tmp_path / "c_doseweighted.mrc"])
+
+
+def test_an_exposure_file_without_the_kernels_ctf_fields_is_refused_by_name(tmp_path):
+    import numpy.lib.recfunctions as rfn
+
+    from pytest_cryobench.data.picking import read_exposure_ctfs
+    from tests.helpers import save_with_cryosparc_tools
+
+    path = tmp_path / "exposures.cs"
+    data = rfn.drop_fields(_exposures(["a_doseweighted.mrc"], [9_000.0]), ["ctf/cs_mm"], usemask=False)
+    save_with_cryosparc_tools(path, data)
+    with pytest.raises(CryobenchError, match=r"exposures.cs: the dataset lacks field\(s\) ctf/cs_mm"):
+        read_exposure_ctfs(path, [tmp_path / "a_doseweighted.mrc"])
+
+
+def test_templates_are_resampled_from_their_own_pixel_size():
+    from pytest_cryobench.data.picking import templates_at_pixel_size
+
+    yy, xx = np.mgrid[-32:32, -32:32]
+    disc = (np.hypot(yy, xx) < 12).astype(np.float32)[None]
+    same = templates_at_pixel_size(disc, 3.0, 3.0)
+    assert same is disc
+    finer = templates_at_pixel_size(disc, 3.0, 1.5)  # micrographs at half the pixel size: twice the box
+    assert finer.shape == (1, 128, 128)
+    assert abs((finer[0] > 0.5).sum() / (disc[0] > 0.5).sum() - 4.0) < 0.1

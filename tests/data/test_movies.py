@@ -393,3 +393,19 @@ def test_usable_threads():
     assert isinstance(n, int) and n >= 1
     if hasattr(os, "sched_getaffinity"):
         assert n == len(os.sched_getaffinity(0))
+
+
+def test_sixteen_bit_lzw_tiff_decodes_in_its_own_sample_type(tmp_path):
+    """K2 counting movies are often 16-bit: counts above 255 must survive the decode."""
+    import tifffile
+
+    from pytest_cryobench.data.movies import CHECKS, decode_tiff
+
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 4000, size=(3, 40, 56), dtype=np.uint16)
+    path = tmp_path / "k2.tif"
+    tifffile.imwrite(path, frames, compression="lzw", photometric="minisblack")
+    CHECKS["tiff"](path)
+    sums, shape = decode_tiff(path, threads=2)
+    assert shape == (40, 56) and sums.tolist() == frames.reshape(3, -1).sum(axis=1).tolist()
+    assert decode_tiff(path, threads=2, frame_totals=False) == (None, (40, 56))

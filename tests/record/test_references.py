@@ -114,7 +114,7 @@ def test_load_reference_by_path(reference, tmp_path, run_id):
     assert comparison.name == "lab-h100"
     assert comparison.kind == "reference"
     assert comparison.path == path
-    assert comparison.context == {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
+    assert comparison.context == {"profile": "smoke", "backend": "numpy", "data": "synthetic", "eer": None}
     assert set(comparison.tests) == {("fs", "particle_random_read"), ("fs", "particle_cache"),
                                      ("fs", "particle_sequential_read"), ("gpu", "fsc_loose[gpu0]")}
     assert derive.headline(comparison.entry("gpu", "fsc_loose[gpu0]")).value == 0.2
@@ -296,7 +296,7 @@ def test_load_baseline_picks_up_sibling_group_files(fs_doc, gpu_doc, tmp_path, r
     assert baseline.name == f"baseline {run_id}"
     assert baseline.kind == "baseline"
     assert baseline.path == fs_path
-    assert baseline.context == {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
+    assert baseline.context == {"profile": "smoke", "backend": "numpy", "data": "synthetic", "eer": {}}
     assert set(baseline.tests) == {("fs", "particle_random_read"), ("fs", "particle_cache"),
                                    ("fs", "particle_sequential_read"), ("gpu", "fsc_loose[gpu0]")}
     assert baseline.entry("fs", "particle_random_read").tolerance == 1.5

@@ -368,3 +368,16 @@ def test_a_warm_read_is_not_comparable_unless_slower():
     run = _rounds([1.0, 1.01, 0.99, 1.0, 1.0])
     run.warm = True
     assert _judge(run, _rounds([1.0, 1.0, 1.01, 0.99, 1.0])).verdict == NOT_COMPARABLE
+
+
+def test_eer_settings_are_part_of_what_makes_cpu_figures_comparable():
+    from pytest_cryobench.record.verdicts import context_mismatch
+
+    base = {"profile": "smoke", "backend": "numpy", "data": "synthetic"}
+    ten = {**base, "eer": {"fractions": 10, "superres": 0, "rate_of": "compressed input"}}
+    forty = {**base, "eer": {"fractions": 40, "superres": 0, "rate_of": "compressed input"}}
+    assert "10 fractions" in context_mismatch(ten, forty, "cpu") and "40 fractions" in context_mismatch(ten, forty, "cpu")
+    assert context_mismatch(ten, {**base, "eer": {}}, "cpu").endswith("not recorded (a result from before the decode "
+                                                                      "clock excluded the check) in the reference")
+    assert context_mismatch(ten, {**base, "eer": None}, "cpu") is None  # an imported CryoSPARC result
+    assert context_mismatch(ten, forty, "gpu") is None and context_mismatch(ten, dict(ten), "cpu") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_the_fourteen_cases_run_and_check_their_answers(pytester, smoke_args, be
         assert checks["passed"] is True, checks
         assert checks["poses_fraction_within_step"] >= 0.9
         assert checks["reconstruction_fsc_min_fsc"] >= 0.5
-        assert checks["identity_projection_passed"] is True
+        assert checks["projection_passed"] is True
         assert set(figures_of(doc, test)) == {name, "particles_per_s", "poses_per_s"}
         info = doc["tests"][test]["info"]
         assert doc["tests"][test]["amounts"]["particles"] == 256 and info["rotations"] > 100 and info["shifts"] == 9
@@ -36,10 +37,10 @@ def test_the_fourteen_cases_run_and_check_their_answers(pytester, smoke_args, be
             assert info["read_compute_overlap_s"] == 0
         else:  # multi: the overall time only, as the guide does
             assert set(doc["timings"][test]) == {"total"}
-    assert doc["tests"]["memory_single_linear10_max_D7[cpu]"]["checks"]["group_closes_operators"] == 14
+    assert doc["tests"]["memory_single_linear10_max_D7[cpu]"]["checks"]["symmetry_operators_operators"] == 14
     assert doc["tests"]["memory_single_linear20_max_C1[cpu]"]["checks"]["cubic_more_accurate_passed"] is True
     marg = doc["tests"]["memory_single_linear10_marg_C1[cpu]"]["checks"]
-    assert marg["marg_weights_sum_to_one_passed"] and marg["marg_peak_at_truth_passed"]
+    assert marg["marg_spread_follows_snr_passed"] and marg["marg_peak_at_truth_passed"]
     assert doc["tests"]["disk_single_linear10_max_C1[cpu]"]["residency"] is not None
 
 
@@ -110,6 +111,24 @@ def test_real_data_set_runs_with_sanity_checks(pytester, smoke_args, bench_dirs,
     result.assert_outcomes(passed=1)
     checks = load_results(bench_dirs["out"], "gpu")["tests"]["memory_single_linear10_max_C1[cpu]"]["checks"]
     assert checks["reconstruction_finite_passed"] and "poses_passed" not in checks
+
+
+@pytest.mark.parametrize("case, check, change", [
+    ("memory_single_linear10_max_C1", "reconstruction_finite",
+     lambda r: dataclasses.replace(r, volume=np.full_like(r.volume, np.nan))),
+    ("memory_single_linear10_marg_C1", "marg_posterior_finite",
+     lambda r: dataclasses.replace(r, marg_kept=np.zeros_like(r.marg_kept))),
+])
+def test_real_data_sanity_checks_catch_a_broken_pass(pytester, smoke_args, bench_dirs, real_engine_set, monkeypatch,
+                                                     case, check, change):
+    import bench_suites.bench_gpu_engine as suite
+
+    real = suite.run_pass
+    monkeypatch.setattr(suite, "run_pass", lambda *a, **k: change(real(*a, **k)))
+    result = pytester.runpytest_inprocess(*smoke_args, f"--cryobench-data={real_engine_set}",
+                                          "--cryobench-backend=numpy", "-k", f"engine and {case}", "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    assert load_results(bench_dirs["out"], "gpu")["tests"][f"{case}[cpu]"]["checks"][f"{check}_passed"] is False
 
 
 def test_cs_without_pose_fields_is_a_clear_error(pytester, smoke_args, real_engine_set):

@@ -52,6 +52,23 @@ def test_real_data_set_runs_with_self_consistency_checks(pytester, smoke_args, r
     assert not (bench_dirs["data"] / "synthetic-smoke").exists()  # nothing generated
 
 
+def test_a_decoder_that_gives_different_totals_each_time_fails_self_consistent(pytester, smoke_args, real_data,
+                                                                              bench_dirs, monkeypatch):
+    import bench_suites.bench_cpu_decompress as suite
+
+    real, calls = suite.decode_tiff, []
+
+    def drifting(path, threads, frame_totals=True):
+        sums, shape = real(path, threads, frame_totals)
+        calls.append(path)
+        return (None if sums is None else sums + len(calls)), shape  # a different answer every call
+
+    monkeypatch.setattr(suite, "decode_tiff", drifting)
+    result = pytester.runpytest_inprocess(*_args(smoke_args, real_data), "-k", "cpu and tiff", "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    assert load_results(bench_dirs["out"], "cpu")["tests"]["tiff"]["checks"]["self_consistent_passed"] is False
+
+
 def test_real_data_set_with_missing_files_is_one_error(pytester, smoke_args, real_data):
     for path in (real_data / "movies" / "eer").iterdir():
         path.unlink()
