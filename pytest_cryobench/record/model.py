@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -172,13 +173,36 @@ def write_group(output: Path, doc: dict[str, Any]) -> list[Path]:
     json_path, csv_path = result_paths(output, doc["run_id"], doc["type"])
     with atomic_write(json_path) as handle:
         # allow_nan=False: bare NaN is not JSON; a NaN figure fails the write, and the run with it
-        json.dump(doc, handle, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+        json.dump(_nulls_for_non_finite(doc), handle, indent=2, sort_keys=False, default=_json_default,
+                  allow_nan=False)
         handle.write("\n")
     with atomic_write(csv_path) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         writer.writerows(csv_rows(doc))
     return [json_path, csv_path]
+
+
+MEASURED = frozenset({"samples", "amounts"})
+"""Keys whose numbers are measurements: a NaN there is a case that measured nothing, and fails the
+write (so the run) instead of becoming ``null``."""
+
+
+def _nulls_for_non_finite(value: Any, key: str | None = None) -> Any:
+    """The document with NaN and infinities outside ``samples`` and ``amounts`` written as ``null``
+    (JSON has neither): a check's figure that came out NaN is kept as "no number", and the check
+    itself says it failed."""
+    if key in MEASURED:
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls_for_non_finite(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulls_for_non_finite(v) for v in value]
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # a numpy scalar
+        return _nulls_for_non_finite(value.item())
+    return value
 
 
 def _json_default(value: Any) -> Any:

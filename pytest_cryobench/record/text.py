@@ -125,6 +125,13 @@ def render_notes(records: Sequence[CaseRecord], comparisons: Sequence[str]) -> l
     return notes
 
 
+def _wrapped(items: Iterable[str]) -> str:
+    """Items as indented lines of at most 100 characters (a CI log stays readable)."""
+    import textwrap
+
+    return textwrap.fill(", ".join(items), width=100, initial_indent="  ", subsequent_indent="  ")
+
+
 def load_notes(records: Sequence[CaseRecord]) -> list[str]:
     """How noisy the run was: the cases during which other processes took more than
     ``LOADED_SHARE`` of the CPUs, and the cases whose rounds never reached the wanted precision."""
@@ -136,14 +143,14 @@ def load_notes(records: Sequence[CaseRecord]) -> list[str]:
     if loaded:
         worst = max(share for _, share in loaded)
         notes.append(f"machine load: other processes used up to {worst:.0%} of the CPUs during {len(loaded)} "
-                     f"case(s) ({', '.join(name for name, _ in loaded)}); their times and verdicts may "
-                     "reflect that: rerun on a quiet machine")
+                     "case(s); their times and verdicts may reflect that: rerun on a quiet machine\n"
+                     + _wrapped(name for name, _ in loaded))
     imprecise = [f"{r.group}/{r.test} ({r.info['rounds']['precision']:.0%} after {r.info['rounds']['count']})"
                  for r in records if (r.info.get("rounds") or {}).get("stopped") in ("budget", "max_rounds")
                  and r.info["rounds"].get("precision") is not None]
     if imprecise:
-        notes.append("rounds: median known to less than the wanted precision (95% half-width) in "
-                     + ", ".join(imprecise) + "; more rounds (--cryobench-rounds N) or a quieter machine narrow it")
+        notes.append("rounds: median known to less than the wanted precision (95% half-width); more rounds "
+                     "(--cryobench-rounds N) or a quieter machine narrow it\n" + _wrapped(imprecise))
     return notes
 
 
@@ -166,7 +173,7 @@ def outcome_notes(records: Sequence[CaseRecord], names_width: int = 160) -> list
             continue
         group = tests[0].split("/", 1)[0]
         if all(t.startswith(f"{group}/") for t in tests) and sum(r.group == group for r in records) == len(tests):
-            notes.append(f"{label} (all {len(tests)} {group} cases): {reason}")
+            notes.append(f"{label} (all {len(tests)} {group} cases):\n  {reason}")  # one fix, on its own line
             continue
         shown, width = [], 0
         for test in tests:
@@ -175,7 +182,7 @@ def outcome_notes(records: Sequence[CaseRecord], names_width: int = 160) -> list
             shown.append(test)
             width += len(test) + 2
         more = f" and {len(tests) - len(shown)} more" if len(shown) < len(tests) else ""
-        notes.append(f"{label} ({len(tests)} cases: {', '.join(shown)}{more}): {reason}")
+        notes.append(f"{label} ({len(tests)} cases: {', '.join(shown)}{more}):\n  {reason}")
     return notes
 
 

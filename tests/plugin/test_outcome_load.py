@@ -22,5 +22,6 @@ def test_loaded_slower_is_marked():
 
 def test_summary_notes_name_loaded_and_imprecise_cases():
     notes = load_notes([_record(0.45), CaseRecord("fs", "tiff", info={"other_load": 0.0})])
-    assert notes[0].startswith("machine load: other processes used up to 45% of the CPUs during 1 case(s) (fs/mrc)")
+    assert notes[0].startswith("machine load: other processes used up to 45% of the CPUs during 1 case(s)")
+    assert notes[0].splitlines()[1] == "  fs/mrc"
     assert "fs/mrc (12% after 5)" in notes[1]

@@ -71,7 +71,9 @@ def test_every_group_runs_on_a_cryosparc_layout_without_a_traceback(pytester, sm
     for group in ("fs", "cpu", "gpu"):
         doc = load_results(bench_dirs["out"], group)
         assert doc["test_info"]["data"] == "cryosparc"
-        assert all(case["outcome"] == "passed" for case in doc["tests"].values()), group
+        # every case passed, but those that need a GPU whatever the data (host-device copies)
+        assert all(case["outcome"] == "passed" or (case["outcome"] == "skipped" and "needs a GPU" in case["reason"])
+                   for case in doc["tests"].values()), group
     gpu = load_results(bench_dirs["out"], "gpu")["tests"]
     assert {"picking[cpu]", "fsc_noisesub[cpu]", "matched_cv_filter_estimation[cpu]",
             "memory_single_linear10_marg_C1[cpu]"} <= set(gpu)

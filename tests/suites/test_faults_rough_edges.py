@@ -74,10 +74,10 @@ def _skipped(test, reason="no usable GPU: install CuPy"):
 
 def test_identical_reasons_are_one_line_naming_the_cases():
     records = [_skipped(f"fsc_{i}[gpu]") for i in range(20)]
-    assert outcome_notes(records) == ["could not run (all 20 gpu cases): no usable GPU: install CuPy"]
+    assert outcome_notes(records) == ["could not run (all 20 gpu cases):\n  no usable GPU: install CuPy"]
     passed = CaseRecord(group="gpu", test="fsc[cpu]", nodeid="x", outcome="passed")
     lines = outcome_notes([*records[:3], passed, _skipped("picking[gpu]", "other")])
-    assert lines == ["could not run (3 cases: gpu/fsc_0[gpu], gpu/fsc_1[gpu], gpu/fsc_2[gpu]): "
+    assert lines == ["could not run (3 cases: gpu/fsc_0[gpu], gpu/fsc_1[gpu], gpu/fsc_2[gpu]):\n  "
                      "no usable GPU: install CuPy", "gpu/picking[gpu]: could not run: other"]
     many = outcome_notes([*[_skipped(f"case_with_a_long_name_{i}[gpu]") for i in range(30)], passed])
     assert len(many) == 1 and "and " in many[0] and len(many[0]) <= MAX_LINE
