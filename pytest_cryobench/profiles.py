@@ -164,7 +164,7 @@ class Profile:
     picking_particles: int = 40
     engine: EngineSize = EngineSize(256, 48, 4, 4.0, 46, 30.0, 1, 10, 16, 0.05, 8, 64)
     requirements: RequirementSize = RequirementSize(8 << 20, 64 << 20, 32 << 20, 0.125, 8)
-    workflow: WorkflowSize = WorkflowSize(6, 512, 8, 40, 2.0, 48, 24, 40.0, 16.0, 3, 6, 24, 30, 60, 600, 10.0, 3)
+    workflow: WorkflowSize = WorkflowSize(6, 512, 8, 40, 2.0, 48, 24, 40.0, 16.0, 3, 6, 24, 30, 60, 600, 10.0, 2)
 
 
 PROFILES = {

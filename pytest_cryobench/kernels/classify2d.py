@@ -8,12 +8,12 @@ signs undone), so class averages need no CTF weighting.
 Per iteration (``docs/design.md``, workflow):
 
 1. **Rotate** every class average by every search angle (bilinear, about pixel ``n // 2``).
-2. **Score** all shifts at once: ``cc(t) = irfft2(F_X conj F_R)(t)``, i.e. ``sum_x X(x) R(x - t)``;
-   the log-likelihood is ``(cc - |R|^2 / 2) / sigma^2`` within ``|t| <= shift_extent``.
+2. **Score** every shift ``t`` within ``shift_extent``: ``cc(t) = sum_x X(x + t) R(x)``; the
+   log-likelihood is ``(cc - |R|^2 / 2) / sigma^2``.
 3. **Posterior** per particle by a softmax over (class, angle, shift).
 4. **Maximise**: each class average is the posterior-weighted mean of the particles moved back,
-   ``sum_t w(t) X(x + t) = irfft2(F_X conj F_W)`` per (class, angle), rotated by ``-a`` and
-   summed over angles; then masked and low-passed. ``sigma^2`` is re-estimated from the
+   ``sum_t w(t) X(x + t)`` per (class, angle), rotated by ``-a`` and summed over angles; then
+   masked and low-passed. ``sigma^2`` is re-estimated from the
    residual of the best poses.
 """
 
@@ -86,10 +86,13 @@ def low_pass_stack(stack: Any, radius: float) -> Any:
     return xp.fft.irfft2(xp.fft.rfft2(stack) * keep, s=(n, n)).astype(xp.float32)
 
 
-def _shift_window(n: int, extent: int) -> tuple[numpy.ndarray, numpy.ndarray]:
+def shifted_copies(images: Any, extent: int) -> tuple[Any, numpy.ndarray]:
+    """``X(x + t)`` for every shift ``t = (dy, dx)``, ``|dy|, |dx| <= extent``: ``(P, T, n, n)``
+    (circular), and the shifts ``(T, 2)``."""
+    xp = array_namespace(images)
     d = numpy.arange(-extent, extent + 1)
-    dy, dx = numpy.meshgrid(d, d, indexing="ij")
-    return dy.ravel() % n, dx.ravel() % n
+    shifts = numpy.stack(numpy.meshgrid(d, d, indexing="ij"), axis=-1).reshape(-1, 2)
+    return xp.stack([xp.roll(images, (-int(dy), -int(dx)), axis=(1, 2)) for dy, dx in shifts], axis=1), shifts
 
 
 def classify_2d(images: Any, n_classes: int, *, iterations: int = 8, angle_step_deg: float = 10.0,
@@ -97,7 +100,9 @@ def classify_2d(images: Any, n_classes: int, *, iterations: int = 8, angle_step_
                 batch: int = 64) -> Classes2D:
     """EM 2D classification of phase-flipped particles ``(P, n, n)`` into ``n_classes`` classes.
 
-    The first class averages are single particles drawn at random (``seed``), low-passed.
+    The first class averages are single particles drawn at random (``seed``), low-passed. The
+    correlations ``sum_x X(x + t) R(x)`` and the weighted sums ``sum_t w(t) X(x + t)`` are
+    matrix products with the shifted copies of the particles (:func:`shifted_copies`).
     """
     xp = array_namespace(images)
     p, n, _ = images.shape
@@ -105,40 +110,37 @@ def classify_2d(images: Any, n_classes: int, *, iterations: int = 8, angle_step_
     yy, xx = numpy.mgrid[0:n, 0:n] - n // 2
     mask = xp.asarray((numpy.hypot(yy, xx) <= n / 2 - 1).astype(numpy.float32))
     images = images.astype(xp.float32)
-    spectra = xp.fft.rfft2(images)
     rng = numpy.random.default_rng(seed)
     averages = low_pass_stack(images[xp.asarray(rng.choice(p, n_classes, replace=False))], radius) * mask
     angles = numpy.arange(0.0, 360.0, angle_step_deg)
-    wy, wx = _shift_window(n, shift_extent)
-    wy_d, wx_d = xp.asarray(wy), xp.asarray(wx)
+    copies, shifts = shifted_copies(images, shift_extent)  # (P, T, n, n)
+    n_shifts = len(shifts)
+    flat_copies = copies.reshape(p, n_shifts, n * n)
+    norms = (images ** 2).sum(axis=(1, 2))
     sigma2 = float(to_host(images.var()))
-    best = numpy.zeros((p, 3), dtype=numpy.int64)
+    best = numpy.zeros((p, 2), dtype=numpy.int64)
     for _ in range(iterations):
-        refs = xp.stack([rotate_stack(averages, a) for a in angles], axis=1).reshape(-1, n, n)  # (K*A, n, n)
-        ref_f = xp.fft.rfft2(refs)
-        ref_norm = (refs ** 2).sum(axis=(1, 2))
-        accum = xp.zeros_like(ref_f)
+        refs = xp.stack([rotate_stack(averages, a) for a in angles], axis=1).reshape(-1, n * n)  # (K*A, n*n)
+        ref_norm = (refs ** 2).sum(axis=1)
+        accum = xp.zeros_like(refs)
         weight_sum = xp.zeros(refs.shape[0], dtype=xp.float64)
         residual = 0.0
         for lo in range(0, p, batch):
-            fx = spectra[lo:lo + batch]
-            cc = xp.fft.irfft2(fx[:, None] * xp.conj(ref_f)[None], s=(n, n))[:, :, wy_d, wx_d]  # (B, KA, T)
-            loglik = (cc - 0.5 * ref_norm[None, :, None]) / sigma2
-            flat = loglik.reshape(loglik.shape[0], -1)
+            block = flat_copies[lo:lo + batch]                              # (B, T, n*n)
+            cc = xp.einsum("btx,kx->bkt", block, refs)                       # (B, KA, T)
+            score = cc - 0.5 * ref_norm[None, :, None]
+            flat = score.reshape(score.shape[0], -1) / sigma2
             flat = flat - flat.max(axis=1, keepdims=True)
             w = xp.exp(flat)
             w = (w / w.sum(axis=1, keepdims=True)).reshape(cc.shape)
-            top = to_host(xp.argmax(cc.reshape(cc.shape[0], -1) - 0.5 * xp.repeat(ref_norm, len(wy))[None], axis=1))
-            ka, t = numpy.divmod(top, len(wy))
-            best[lo:lo + batch] = numpy.column_stack([ka, t, numpy.zeros_like(ka)])
-            maps = xp.zeros((cc.shape[0], refs.shape[0], n, n), dtype=xp.float32)
-            maps[:, :, wy_d, wx_d] = w
-            accum += xp.einsum("bij,bkij->kij", fx, xp.conj(xp.fft.rfft2(maps)))
+            top = to_host(xp.argmax(score.reshape(score.shape[0], -1), axis=1))
+            ka, t = numpy.divmod(top, n_shifts)
+            best[lo:lo + batch] = numpy.column_stack([ka, t])
+            accum += xp.einsum("bkt,btx->kx", w, block)
             weight_sum += w.sum(axis=(0, 2))
-            best_cc = cc.reshape(cc.shape[0], -1)[xp.arange(cc.shape[0]), xp.asarray(top)]
-            residual += float(to_host(((images[lo:lo + batch] ** 2).sum(axis=(1, 2)) - 2 * best_cc
-                                        + ref_norm[xp.asarray(ka)]).sum()))
-        back = xp.fft.irfft2(accum, s=(n, n)).reshape(n_classes, len(angles), n, n)
+            best_score = score.reshape(score.shape[0], -1)[xp.arange(score.shape[0]), xp.asarray(top)]
+            residual += float(to_host((norms[lo:lo + batch] - 2 * best_score).sum()))
+        back = accum.reshape(n_classes, len(angles), n, n)
         totals = weight_sum.reshape(n_classes, len(angles)).sum(axis=1)
         summed = sum(rotate_stack(back[:, a], -angles[a]) for a in range(len(angles)))
         empty = to_host(totals) < 1e-6
@@ -146,8 +148,6 @@ def classify_2d(images: Any, n_classes: int, *, iterations: int = 8, angle_step_
                             summed / xp.maximum(totals, 1e-6)[:, None, None].astype(xp.float32))
         averages = low_pass_stack(averages.astype(xp.float32), radius) * mask
         sigma2 = max(residual / (p * n * n), 1e-12)
-    ka, t = best[:, 0], best[:, 1]
-    cls, ang = numpy.divmod(ka, len(angles))
-    signed = lambda v: numpy.where(v > n // 2, v - n, v)  # noqa: E731
-    shift = numpy.column_stack([signed(wy[t]), signed(wx[t])])
+    cls, ang = numpy.divmod(best[:, 0], len(angles))
+    shift = -shifts[best[:, 1]]  # X(x + t) matches the class: the particle sits at -t
     return Classes2D(averages, cls, ang, shift, angles, sigma2)
