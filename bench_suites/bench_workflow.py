@@ -210,8 +210,9 @@ def test_classify2d(benchmark, cryobench_case, chain_state):
     out = _run(cryobench_case, benchmark, state, "classify2d",
                lambda st: rec.run_classify2d(state["chain"], st, images, data))
     chain = state["chain"]
-    _record(cryobench_case, state, "classify2d", checks.check_classes(state["model"], chain.size, chain.work_apix, out),
-            _input(state, "extraction"))
+    found = checks.check_classes(state["model"], chain.size, chain.work_apix, out, state["plans"], data,
+                                 PICK_TOLERANCE_FRACTION)
+    _record(cryobench_case, state, "classify2d", found, _input(state, "extraction"))
 
 
 def test_abinitio(benchmark, cryobench_case, chain_state):

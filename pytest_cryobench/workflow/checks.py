@@ -73,12 +73,11 @@ def check_fsc_to_shell(name: str, curve: np.ndarray, shell: int, threshold: floa
              f"(need >= {threshold})", {"min_fsc": low, "shell": shell})]
 
 
-def check_centring(model: dict[str, np.ndarray], plans: list[dict[str, Any]], size: WorkflowSize, work_apix: float,
-                   images: np.ndarray, data: np.ndarray, tol_fraction: float) -> list[Check]:
-    """Offset of each true particle in its box: the peak of its cross-correlation with its own
-    known projection (true pose, CTF of the .cs), for picks within the tolerance of a planted one."""
-    m = size.work_box
-    offsets = []
+def planted_matches(plans: list[dict[str, Any]], size: WorkflowSize, data: np.ndarray,
+                    tol_fraction: float) -> list[tuple[int, int, int, np.ndarray]]:
+    """``(row, micrograph, planted index, pick (y, x))`` for every particle of a ``.cs`` whose
+    pick lies within ``tol_fraction * box`` of a planted particle of its micrograph."""
+    found = []
     for i, plan in enumerate(plans):
         rows = np.nonzero(np.asarray(data["location/micrograph_uid"]) == i)[0]
         if not len(rows):
@@ -87,28 +86,44 @@ def check_centring(model: dict[str, np.ndarray], plans: list[dict[str, Any]], si
         truth = np.asarray(plan["positions"])
         d = np.hypot(*(yx[:, None, :] - truth[None]).transpose(2, 0, 1))
         near = d.argmin(axis=1)
-        keep = d[np.arange(len(rows)), near] <= tol_fraction * size.box
-        for r, t in zip(rows[keep], near[keep], strict=True):
-            offset = (truth[t] - yx[rows == r][0]) / (size.box / m)
-            ref = particle_images(model, np.asarray(plan["rotations"])[t:t + 1], offset[None, ::-1] * 0, m,
-                                  work_apix, size.band_A)[0]
-            ctf = ctf_2d((m, m), work_apix, float(data["ctf/df1_A"][r]), float(data["ctf/df2_A"][r]),
-                         float(data["ctf/df_angle_rad"][r]), dtype=np.float64)
-            cc = np.fft.irfft2(np.fft.rfft2(images[r]) * np.conj(np.fft.rfft2(ref) * ctf), s=(m, m))
-            peak = np.array(np.unravel_index(np.argmax(cc), cc.shape))
-            peak = np.where(peak > m // 2, peak - m, peak)
-            offsets.append(np.hypot(*(peak - offset)))
+        for j in np.nonzero(d[np.arange(len(rows)), near] <= tol_fraction * size.box)[0]:
+            found.append((int(rows[j]), i, int(near[j]), yx[j]))
+    return found
+
+
+def check_centring(model: dict[str, np.ndarray], plans: list[dict[str, Any]], size: WorkflowSize, work_apix: float,
+                   images: np.ndarray, data: np.ndarray, tol_fraction: float) -> list[Check]:
+    """Offset of each true particle in its box: the peak of its cross-correlation with its own
+    known projection (true pose, CTF of the .cs), for picks within the tolerance of a planted one."""
+    m = size.work_box
+    offsets = []
+    for r, i, t, pick in planted_matches(plans, size, data, tol_fraction):
+        offset = (np.asarray(plans[i]["positions"])[t] - pick) / (size.box / m)
+        ref = particle_images(model, np.asarray(plans[i]["rotations"])[t:t + 1], np.zeros((1, 2)), m, work_apix,
+                              size.band_A)[0]
+        ctf = ctf_2d((m, m), work_apix, float(data["ctf/df1_A"][r]), float(data["ctf/df2_A"][r]),
+                     float(data["ctf/df_angle_rad"][r]), dtype=np.float64)
+        cc = np.fft.irfft2(np.fft.rfft2(images[r]) * np.conj(np.fft.rfft2(ref) * ctf), s=(m, m))
+        peak = np.array(np.unravel_index(np.argmax(cc), cc.shape))
+        peak = np.where(peak > m // 2, peak - m, peak)
+        offsets.append(np.hypot(*(peak - offset)))
     within = float(np.mean(np.asarray(offsets) <= 1.0)) if offsets else 0.0
     return [("centring", within >= 0.9, f"only {within:.0%} of the true particles found centred within 1 px",
              {"fraction_within_1px": within, "measured": len(offsets)})]
 
 
 def check_classes(model: dict[str, np.ndarray], size: WorkflowSize, work_apix: float,
-                  out: dict[str, Any]) -> list[Check]:
+                  out: dict[str, Any], plans: list[dict[str, Any]], data: np.ndarray,
+                  tol_fraction: float) -> list[Check]:
     """Each class average against the true projections: the best normalised correlation over
     150 viewing directions (analytic projections of the true volume, weighted by the particles'
     mean ``|CTF|`` since the particles were phase-flipped), in-plane angles every 10 degrees (the
-    average rotated) and all shifts (by FFT)."""
+    average rotated) and all shifts (by FFT); and the classes' purity: the planted particles of a
+    class should mostly share its view axis, i.e. have their true viewing direction within 45
+    degrees of the direction the class average matches best, or of its opposite (at the classes'
+    low resolution the view from the other side is the mirror image, which for a compact particle
+    looks much like an in-plane rotation of it). Random classes give 29%; at least half is asked.
+    ``fraction_same_view`` (the direction itself; random 15%) is recorded too."""
     from pytest_cryobench.kernels.classify2d import rotate_stack
 
     m = size.work_box
@@ -120,17 +135,28 @@ def check_classes(model: dict[str, np.ndarray], size: WorkflowSize, work_apix: f
     gallery -= gallery.mean(axis=(1, 2), keepdims=True)
     gallery /= np.linalg.norm(gallery.reshape(len(gallery), -1), axis=1)[:, None, None]
     gallery_f = np.fft.rfft2(gallery)
-    best = []
+    best, view = [], []
     for avg in np.asarray(out["averages"]):
         rotated = np.stack([rotate_stack(avg[None].astype(np.float32), a)[0] for a in np.arange(0, 360, 10.0)])
         rotated -= rotated.mean(axis=(1, 2), keepdims=True)
         rotated /= np.linalg.norm(rotated.reshape(len(rotated), -1), axis=1)[:, None, None] + 1e-12
         rf = np.conj(np.fft.rfft2(rotated))
-        score = max(float(np.fft.irfft2(gallery_f * r[None], s=(m, m)).max()) for r in rf)
-        best.append(score)
+        per_direction = np.max([np.fft.irfft2(gallery_f * r[None], s=(m, m)).max(axis=(1, 2)) for r in rf], axis=0)
+        best.append(float(per_direction.max()))
+        view.append(directions.directions[int(np.argmax(per_direction))])
     low = min(best)
+    same, axis = [], []
+    for r, i, t, _ in planted_matches(plans, size, data, tol_fraction):
+        true_direction = np.asarray(plans[i]["rotations"])[t].T @ np.array([0.0, 0.0, 1.0])
+        cos = float(true_direction @ view[int(out["assignment"][r])])
+        same.append(cos >= np.cos(np.radians(45.0)))
+        axis.append(abs(cos) >= np.cos(np.radians(45.0)))
+    purity = float(np.mean(axis)) if axis else 0.0
     return [("class_averages", low >= 0.7, f"a class average matches no true projection better than {low:.2f}",
-             {"min_correlation": low, "correlations": [round(b, 3) for b in best]})]
+             {"min_correlation": low, "correlations": [round(b, 3) for b in best]}),
+            ("class_views", purity >= 0.5, f"only {purity:.0%} of the planted particles share their class's view axis",
+             {"fraction_same_axis": purity, "fraction_same_view": float(np.mean(same)) if same else 0.0,
+              "measured": len(same)})]
 
 
 def fsc_against_truth(model: dict[str, np.ndarray], size: WorkflowSize, work_apix: float, volume: np.ndarray,

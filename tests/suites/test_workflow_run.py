@@ -20,6 +20,24 @@ def test_the_chain_runs_with_every_check_passing(pytester, smoke_args, bench_dir
     assert set(doc["timings"]["chain[cpu]"]) >= set(STEPS)
     assert doc["tests"]["picking[cpu]"]["checks"]["template_picks_recall"] >= 0.8
     assert {"read_movie", "patch_motion", "write_sums"} <= set(doc["timings"]["motion[cpu]"])
+    _report_has_the_timeline(bench_dirs)
+
+
+def _report_has_the_timeline(bench_dirs):
+    import json
+    import re
+
+    from pytest_cryobench.cli import main
+
+    (result,) = bench_dirs["out"].glob("*_workflow_benchmark_data.json")
+    page_path = bench_dirs["out"] / "report.html"
+    main(["report", str(result), "--html", str(page_path)])
+    page = page_path.read_text()
+    payload = re.search(r'<script type="application/json" id="cryobench-data">(.*?)</script>', page, re.S)
+    data = json.loads(payload.group(1).replace("<\\/", "</"))
+    (workflow,) = [g for g in data["groups"] if g["group"] == "workflow"]
+    assert [t["test"] for t in workflow["tests"]][:len(STEPS)] == [f"{s}[cpu]" for s in STEPS]  # timeline order
+    assert "function timeline(g)" in page
 
 
 def test_a_subset_runs_on_the_planted_truth(pytester, smoke_args, bench_dirs):

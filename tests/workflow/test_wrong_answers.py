@@ -1,9 +1,14 @@
-"""A planted wrong answer in any step fails that step's check (tiny inputs, no pytester)."""
+"""A planted wrong answer in any step fails that step's check (tiny inputs, no pytester).
+
+Kernels are patched in the modules found in ``sys.modules`` (``importlib``): pytester runs earlier in
+the session may have left other module objects behind as package attributes.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
@@ -47,8 +52,7 @@ def _shifted(result, by):
 
 
 def test_motion_right_and_wrong(tiny, monkeypatch):
-    from pytest_cryobench.kernels import patch_motion
-
+    patch_motion = importlib.import_module("pytest_cryobench.kernels.patch_motion")  # the one the step imports
     tracks = pre.run_motion(tiny["chain"], Spans())
     assert all(c[1] for c in checks.check_motion(tracks, [tiny["plan"]], TINY.size))
     real = patch_motion.patch_motion
@@ -60,8 +64,7 @@ def test_motion_right_and_wrong(tiny, monkeypatch):
 
 
 def test_ctf_wrong_defocus_fails(tiny, monkeypatch):
-    from pytest_cryobench.kernels import ctf_fit
-
+    ctf_fit = importlib.import_module("pytest_cryobench.kernels.ctf_fit")
     pre.run_motion(tiny["chain"], Spans())
     real = ctf_fit.fit_ctf
 
@@ -106,11 +109,19 @@ def test_extraction_right_and_off_centre(tiny, monkeypatch):
 
 
 def test_class_averages_of_noise_fail(tiny):
+    classify2d = importlib.import_module("pytest_cryobench.kernels.classify2d")
+    images, data = _truth_particles(tiny)
     rng = np.random.default_rng(0)
     m = TINY.work_box
-    out = {"averages": rng.normal(size=(2, m, m)).astype(np.float32), "signs_mean": np.ones((m, m // 2 + 1))}
-    (name, passed, message, figures), = checks.check_classes(tiny["model"], TINY, tiny["chain"].work_apix, out)
-    assert not passed and figures["min_correlation"] < 0.7
+    noise = classify2d.Classes2D(rng.normal(size=(2, m, m)).astype(np.float32), rng.integers(0, 2, len(images)),
+                                 np.zeros(len(images), int), np.zeros((len(images), 2), int), np.zeros(1), 1.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(classify2d, "classify_2d", lambda *a, **k: noise)
+        from pytest_cryobench.workflow.reconstruct import run_classify2d
+
+        out = run_classify2d(tiny["chain"], Spans(), images, data)
+    found = checks.check_classes(tiny["model"], TINY, tiny["chain"].work_apix, out, [tiny["plan"]], data, 0.2)
+    assert not found[0][1] and found[0][3]["min_correlation"] < 0.7
 
 
 def test_a_wrong_map_fails_the_fsc_checks(tiny):
