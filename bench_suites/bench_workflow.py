@@ -144,7 +144,8 @@ def _exposures(state):
                                          for p in state["plans"]]))
 
 
-def test_picking(benchmark, cryobench_case, chain_state):
+@pytest.mark.cryobench_name("picking")  # the function's name keeps `-k picking` for the gpu picking case alone
+def test_picks(benchmark, cryobench_case, chain_state):
     state = chain_state
     chain, size = state["chain"], state["chain"].size
     kind = "previous" if state["passed"].get("motion") and state["passed"].get("ctf") else "truth"

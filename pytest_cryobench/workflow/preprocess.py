@@ -198,7 +198,7 @@ def run_picking(chain: Chain, st: Any, sums: list[Path], exposures: np.ndarray,
     return found
 
 
-def _crop_boxes(xp: Any, boxes: Any, m: int) -> Any:
+def crop_boxes(xp: Any, boxes: Any, m: int) -> Any:
     """Boxes ``(B, n, n)`` (origin at ``n // 2``) Fourier-cropped to ``m``."""
     n = boxes.shape[-1]
     f = xp.fft.fftshift(xp.fft.fft2(xp.fft.ifftshift(boxes, axes=(1, 2))), axes=(1, 2))
@@ -228,7 +228,7 @@ def run_extraction(chain: Chain, st: Any, sums: list[Path], picks: list[np.ndarr
             boxes = np.stack([image[y - n // 2:y + n // 2, x - n // 2:x + n // 2] for y, x in coords]) \
                 if len(coords) else np.zeros((0, n, n), np.float32)
         with st.span("crop_normalise", "GPU"):
-            small = _crop_boxes(xp, xp.asarray(boxes), m) if len(coords) else xp.zeros((0, m, m), xp.float32)
+            small = crop_boxes(xp, xp.asarray(boxes), m) if len(coords) else xp.zeros((0, m, m), xp.float32)
             bg = small[:, background]
             small = (small - bg.mean(axis=1)[:, None, None]) / (bg.std(axis=1)[:, None, None] + 1e-12)
         name = f"extract/movie_{i:03d}_particles.mrc"

@@ -58,9 +58,17 @@ def _config(directions: int, psi: float, r: float, batch: int, apix: float, n: i
 
 
 def run_abinitio(chain: Chain, st: Any, images: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """SGD from a random volume over mini-batches at low resolution; writes ``abinit/volume.mrc``."""
+    """SGD from a random volume over mini-batches at low resolution, on the particles Fourier-cropped
+    to ``abinit_box``; the map (back at the working box) goes to ``abinit/volume.mrc``."""
+    from pytest_cryobench.workflow.preprocess import crop_boxes
+
     xp, size = chain.xp, chain.size
-    n, apix = images.shape[-1], chain.work_apix
+    work_n = images.shape[-1]
+    n = min(size.abinit_box, work_n)
+    apix = chain.work_apix * work_n / n
+    if n < work_n:
+        with st.span("crop_particles", "GPU"):
+            images = to_host(crop_boxes(xp, xp.asarray(images), n))
     shell = max(3.0, n * apix / (2 * size.band_A) + 1)  # about half the designed resolution
     config = _config(size.refine_directions // 4, 2 * size.refine_psi_deg, shell, size.abinit_batch, apix, n)
     ctf = ctf_params(data)
@@ -79,9 +87,10 @@ def run_abinitio(chain: Chain, st: Any, images: np.ndarray, data: np.ndarray) ->
             target = to_host(ab.low_pass_volume(xp.asarray(batch.volume), shell))
             volume, velocity = ab.sgd_step(volume, target, velocity, rate, 0.3)
             volume = np.maximum(volume, 0) * mask
+    volume = to_host(ab.fourier_crop(xp.asarray(volume.astype(np.float32)), work_n))
     with st.span("write_map", "IO"):
-        write_map(chain.path("abinit/volume.mrc"), volume.astype(np.float32), apix)
-    return volume.astype(np.float32)
+        write_map(chain.path("abinit/volume.mrc"), volume, chain.work_apix)
+    return volume
 
 
 def run_refinement(chain: Chain, st: Any, images: np.ndarray, data: np.ndarray,

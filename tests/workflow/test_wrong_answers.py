@@ -93,8 +93,8 @@ def _truth_particles(tiny, monkeypatch=None, roll=0):
     exposures = make_dataset(pre.ctf_columns([{k: plan[k] for k in ("df1_A", "df2_A", "df_angle_rad")}]))
     picks = [np.round(np.asarray(plan["positions"])).astype(np.int64)]
     if roll and monkeypatch is not None:
-        real = pre._crop_boxes
-        monkeypatch.setattr(pre, "_crop_boxes", lambda xp, boxes, m: np.roll(real(xp, boxes, m), roll, axis=2))
+        real = pre.crop_boxes
+        monkeypatch.setattr(pre, "crop_boxes", lambda xp, boxes, m: np.roll(real(xp, boxes, m), roll, axis=2))
     cs = pre.run_extraction(chain, Spans(), [chain.work / pre.sum_name(0, True)], picks, exposures)
     return pre.read_particles(chain, cs)
 
