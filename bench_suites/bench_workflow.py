@@ -205,23 +205,23 @@ def _particles(state):
     return state["out"]["truth_particles"]
 
 
-def test_classify2d(benchmark, cryobench_case, chain_state):
-    state = chain_state
+def _on_particles(case, benchmark, state, step, run):
+    """Run a step that takes the particles (``run(chain, st, images, data)``): its output and the data."""
     images, data = _particles(state)
-    out = _run(cryobench_case, benchmark, state, "classify2d",
-               lambda st: rec.run_classify2d(state["chain"], st, images, data))
-    chain = state["chain"]
+    return _run(case, benchmark, state, step, lambda st: run(state["chain"], st, images, data)), data
+
+
+def test_classify2d(benchmark, cryobench_case, chain_state):
+    state, chain = chain_state, chain_state["chain"]
+    out, data = _on_particles(cryobench_case, benchmark, state, "classify2d", rec.run_classify2d)
     found = checks.check_classes(state["model"], chain.size, chain.work_apix, out, state["plans"], data,
                                  PICK_TOLERANCE_FRACTION)
     _record(cryobench_case, state, "classify2d", found, _input(state, "extraction"))
 
 
 def test_abinitio(benchmark, cryobench_case, chain_state):
-    state = chain_state
-    images, data = _particles(state)
-    volume = _run(cryobench_case, benchmark, state, "abinitio",
-                  lambda st: rec.run_abinitio(state["chain"], st, images, data))
-    chain = state["chain"]
+    state, chain = chain_state, chain_state["chain"]
+    volume, _ = _on_particles(cryobench_case, benchmark, state, "abinitio", rec.run_abinitio)
     result, shell = checks.fsc_against_truth(state["model"], chain.size, chain.work_apix, volume, low=True)
     _record(cryobench_case, state, "abinitio", checks.check_fsc_to_shell("abinitio_fsc", result, shell),
             _input(state, "extraction"))
