@@ -161,7 +161,12 @@ def check_classes(model: dict[str, np.ndarray], size: WorkflowSize, work_apix: f
 
 def fsc_against_truth(model: dict[str, np.ndarray], size: WorkflowSize, work_apix: float, volume: np.ndarray,
                       low: bool) -> tuple[np.ndarray, int]:
+    """FSC of ``volume`` with the true volume after :func:`~pytest_cryobench.kernels.abinitio.align_volumes`,
+    and the designed shell: the ab-initio's own band (``low``) or the particles' band."""
+    from pytest_cryobench.workflow.reconstruct import abinitio_shell
+
     truth = truth_volume(model, size.work_box, work_apix, size.band_A)
     aligned = ab.align_volumes(volume, truth).aligned
-    designed = int(size.work_box * work_apix / size.band_A)
-    return np.asarray(fsc_maps(aligned, truth)), (max(2, designed // 2) if low else designed)
+    box_A = size.work_box * work_apix
+    designed = int(abinitio_shell(size, box_A)) if low else int(box_A / size.band_A)
+    return np.asarray(fsc_maps(aligned, truth)), designed

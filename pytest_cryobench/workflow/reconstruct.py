@@ -57,6 +57,12 @@ def _config(directions: int, psi: float, r: float, batch: int, apix: float, n: i
     return PassConfig(rotation_grid(directions, psi), ek.shift_grid(1), r, r, batch, apix)
 
 
+def abinitio_shell(size: Any, box_A: float) -> float:
+    """The ab-initio's band, shells of a box of ``box_A`` Å: about half the designed resolution
+    (``box / (2 band) + 1``, at least 3); the ab-initio is checked to it."""
+    return max(3.0, box_A / (2 * size.band_A) + 1)
+
+
 def run_abinitio(chain: Chain, st: Any, images: np.ndarray, data: np.ndarray) -> np.ndarray:
     """SGD from a random volume over mini-batches at low resolution, on the particles Fourier-cropped
     to ``abinit_box``; the map (back at the working box) goes to ``abinit/volume.mrc``."""
@@ -69,7 +75,7 @@ def run_abinitio(chain: Chain, st: Any, images: np.ndarray, data: np.ndarray) ->
     if n < work_n:
         with st.span("crop_particles", "GPU"):
             images = to_host(crop_boxes(xp, xp.asarray(images), n))
-    shell = max(3.0, n * apix / (2 * size.band_A) + 1)  # about half the designed resolution
+    shell = abinitio_shell(size, n * apix)
     config = _config(size.refine_directions // 4, 2 * size.refine_psi_deg, shell, size.abinit_batch, apix, n)
     ctf = ctf_params(data)
     rng = np.random.default_rng(chain.seed)
@@ -104,7 +110,7 @@ def run_refinement(chain: Chain, st: Any, images: np.ndarray, data: np.ndarray,
     n, apix = images.shape[-1], chain.work_apix
     ctf = ctf_params(data)
     halves = [np.arange(0, len(images), 2), np.arange(1, len(images), 2)]
-    shell = max(3.0, n * apix / (2 * size.band_A) + 1)
+    shell = abinitio_shell(size, n * apix)
     config = _config(size.refine_directions, size.refine_psi_deg, n // 2 - 1, 64, apix, n)
     refs = [to_host(ab.low_pass_volume(xp.asarray(start), shell))] * 2
     curve, res = None, None

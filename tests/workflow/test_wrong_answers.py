@@ -135,3 +135,44 @@ def test_a_wrong_map_fails_the_fsc_checks(tiny):
     wrong = initial_volume(TINY.work_box, 1, 4.0)
     curve, shell = checks.fsc_against_truth(tiny["model"], TINY, apix, wrong, low=False)
     assert not checks.check_fsc_to_shell("truth_fsc", curve, shell)[0][1]
+
+
+def test_picks_moved_by_the_picker_fail(tiny, monkeypatch):
+    from pytest_cryobench.data.cs import make_dataset
+    from pytest_cryobench.data.workflow_specimen import particle_images
+    from pytest_cryobench.kernels.rotations import rotation_grid
+
+    chain, plan = tiny["chain"], tiny["plan"]
+    pre.run_motion(chain, Spans())
+    picking = importlib.import_module("pytest_cryobench.kernels.picking")
+    real = picking.pick
+
+    def moved(*args, **kwargs):
+        found = real(*args, **kwargs)
+        return {**found, "coords": found["coords"] + 8}  # 8 binned px = 16 px off
+
+    monkeypatch.setattr(picking, "pick", moved)
+    exposures = make_dataset(pre.ctf_columns([{k: plan[k] for k in ("df1_A", "df2_A", "df_angle_rad")}]))
+    grid = rotation_grid(8, 360.0)
+    templates = particle_images(tiny["model"], grid.matrices, np.zeros((8, 2)), TINY.box // 2, 2 * TINY.apix,
+                                TINY.band_A).astype(np.float32)
+    found = pre.run_picking(chain, Spans(), [chain.work / pre.sum_name(0, True)], exposures, templates)
+    result = checks.check_picks(found["template"], [plan], 0.2 * TINY.box, "template_picks", 0.8, 0.7)
+    assert not result[0][1] and result[0][3]["recall"] < 0.5
+
+
+def test_abinitio_from_a_broken_pass_fails(tiny, monkeypatch):
+    from pytest_cryobench.kernels.abinitio import initial_volume
+
+    rec = importlib.import_module("pytest_cryobench.workflow.reconstruct")
+    images, data = _truth_particles(tiny)
+    real = rec.run_pass
+
+    def broken(*args, **kwargs):  # every mini-batch reconstruction replaced by unrelated density
+        result = real(*args, **kwargs)
+        return dataclasses.replace(result, volume=initial_volume(TINY.work_box, 9, 6.0))
+
+    monkeypatch.setattr(rec, "run_pass", broken)
+    volume = rec.run_abinitio(tiny["chain"], Spans(), images, data)
+    curve, shell = checks.fsc_against_truth(tiny["model"], TINY, tiny["chain"].work_apix, volume, low=True)
+    assert not checks.check_fsc_to_shell("abinitio_fsc", curve, shell)[0][1]
