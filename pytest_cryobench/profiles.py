@@ -109,6 +109,37 @@ class RequirementSize:
 
 
 @dataclasses.dataclass(frozen=True)
+class WorkflowSize:
+    """The whole-workflow chain's data and searches (group ``workflow``).
+
+    ``movies`` TIFF movies of ``size^2`` pixels (``apix`` Å) and ``frames`` frames at
+    ``dose_per_frame`` counts per pixel, each holding ``particles`` particles; extraction boxes of
+    ``box`` pixels Fourier-cropped to ``work_box``; the particles are band-limited at ``band_A``
+    (the refinement's designed limit); ``patches`` per side for patch motion and CTF;
+    ``classes`` 2D classes; ab-initio at ``abinit_box`` with ``abinit_iterations`` mini-batches
+    of ``abinit_batch``; refinement grids of ``refine_directions`` x ``refine_psi_deg``.
+    """
+
+    movies: int
+    size: int
+    frames: int
+    particles: int
+    apix: float
+    box: int
+    work_box: int
+    dose_per_frame: float
+    band_A: float
+    patches: int
+    classes: int
+    abinit_box: int
+    abinit_iterations: int
+    abinit_batch: int
+    refine_directions: int
+    refine_psi_deg: float
+    refine_iterations: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """All sizes of one profile.
 
@@ -133,6 +164,7 @@ class Profile:
     picking_particles: int = 40
     engine: EngineSize = EngineSize(256, 48, 4, 4.0, 46, 30.0, 1, 10, 16, 0.05, 8, 64)
     requirements: RequirementSize = RequirementSize(8 << 20, 64 << 20, 32 << 20, 0.125, 8)
+    workflow: WorkflowSize = WorkflowSize(6, 512, 8, 40, 2.0, 48, 24, 40.0, 16.0, 3, 6, 24, 30, 60, 600, 10.0, 2)
 
 
 PROFILES = {
@@ -147,14 +179,16 @@ PROFILES = {
         eer=MovieSize(3, 4096, 4096, 200, fractions=40), io_rounds=3, cpu_rounds=3,
         fsc_box=256, nu_box=160, picking_size=4096, picking_templates=10, picking_particles=600,
         engine=EngineSize(4_000, 128, 20, 2.0, 103, 20.0, 1, 20, 32, 0.01, 20, 500),
-        requirements=RequirementSize(64 << 20, 1 << 30, 512 << 20, 0.5, 16)),
+        requirements=RequirementSize(64 << 20, 1 << 30, 512 << 20, 0.5, 16),
+        workflow=WorkflowSize(12, 2048, 20, 250, 1.5, 128, 64, 6.0, 8.0, 5, 20, 32, 100, 200, 3000, 5.0, 3)),
     "full": Profile(
         "full", ParticleStackSize(50_000, 256, 500),
         tiff=MovieSize(3, 11520, 8184, 70), mrc=MovieSize(3, 3710, 3838, 44),
         eer=MovieSize(3, 4096, 4096, 1008, fractions=48), io_rounds=3, cpu_rounds=3,
         fsc_box=384, nu_box=256, picking_size=4096, picking_micrographs=2, picking_templates=20,
         picking_particles=600, engine=EngineSize(20_000, 256, 100, 1.0, 412, 10.0, 2, 40, 64, 0.01, 40, 1000),
-        requirements=RequirementSize(128 << 20, 4 << 30, 2 << 30, 1.0, None)),
+        requirements=RequirementSize(128 << 20, 4 << 30, 2 << 30, 1.0, None),
+        workflow=WorkflowSize(40, 3838, 40, 600, 1.3, 256, 128, 4.0, 4.0, 7, 50, 48, 300, 500, 10000, 3.0, 4)),
 }
 
 

@@ -19,7 +19,7 @@ import pytest_cryobench
 PACKAGE = "pytest_cryobench"
 ROOT = Path(pytest_cryobench.__file__).parent
 
-LAYERS = ("errors", "locations", "profiles"), ("kernels",), ("measure",), ("data",), ("engine",), \
+LAYERS = ("errors", "locations", "profiles"), ("kernels",), ("measure",), ("data",), ("engine",), ("workflow",), \
     ("record",), ("requirements",), ("plugin",), ("fleet",), ("cli",)
 RANK = {top: rank for rank, tops in enumerate(LAYERS) for top in tops}
 

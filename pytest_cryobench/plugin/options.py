@@ -227,6 +227,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "K3-superres, Falcon3, Falcon4, Falcon4-EER)", parse_camera, metavar="CAMERA"),
     OptionSpec("live-rate", "Live readiness: the microscope's rate to keep up with, movies per hour",
                parse_positive_number, metavar="MOVIES_PER_HOUR"),
+    OptionSpec("workflow-steps", "workflow group: the steps to run, comma-separated (motion, ctf, picking, "
+               "extraction, classify2d, abinitio, refinement; default all)", parse_text, metavar="LIST"),
 )
 
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}

@@ -9,6 +9,8 @@ shows
 - the sub-timing breakdown: per test and column, a bar split into sub-timings coloured by their
   component tag (CPU, GPU, PCIe, Alloc, IO);
 - the compare table's figures and verdicts;
+- for the ``workflow`` group, the chain as a timeline per column: its steps one after another,
+  each as long as it took;
 
 then the instance information of every column side by side. When the script has drawn every
 chart it sets ``data-charts-rendered`` on the ``<html>`` element to their number (the browser test

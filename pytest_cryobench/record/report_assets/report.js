@@ -68,10 +68,29 @@ function table(g,req){
     t.appendChild(tr);});
   return t;
 }
+// The workflow group's chain as a timeline: per column, the steps one after another (the chain
+// case itself left out), each segment as long as the step took, so the slow step stands out.
+function timeline(g){
+  const steps=g.tests.filter(t=>!t.test.startsWith('chain'));if(!steps.length)return null;
+  const n=D.columns.length,bh=22,left=300,width=620,height=30+n*(bh+8)+20;
+  const totals=D.columns.map((c,ci)=>steps.reduce((a,t)=>a+(t.cells[ci].seconds||0),0));const mx=Math.max(...totals)||1;
+  const svg=el('svg',{width:left+width+120,height:height,class:'chart timeline','data-group':g.group});
+  D.columns.forEach((c,ci)=>{const y=24+ci*(bh+8);let x=left;
+    svg.appendChild(el('text',{x:left-8,y:y+bh/2+4,'text-anchor':'end'},c.name.slice(0,40)));
+    steps.forEach((t,si)=>{const s=t.cells[ci].seconds||0;const w=width*s/mx;if(w<=0)return;
+      const r=el('rect',{x:x.toFixed(1),y:y,width:Math.max(1,w).toFixed(1),height:bh,fill:COLS[si%COLS.length],class:'step'});
+      r.appendChild(el('title',{},t.test+': '+fmt(s)+' s'));svg.appendChild(r);
+      if(w>40)svg.appendChild(el('text',{x:(x+3).toFixed(1),y:y+bh-7,fill:'#fff'},t.test.replace(/\[.*\]$/,'')));x+=w;});
+    svg.appendChild(el('text',{x:x+6,y:y+bh-7},fmt(totals[ci])+' s'));});
+  const lg=el('g',{});steps.forEach((t,si)=>{lg.appendChild(el('rect',{x:left+si*88,y:4,width:10,height:10,fill:COLS[si%COLS.length]}));
+    lg.appendChild(el('text',{x:left+si*88+13,y:13},t.test.replace(/\[.*\]$/,'').slice(0,11)));});
+  svg.appendChild(lg);charts++;return svg;
+}
 const root=document.getElementById('groups');
 D.groups.forEach(g=>{
   const sec=h('section',{id:'group-'+g.group});sec.appendChild(h('h2',{},g.group+' ('+g.tests.length+' tests)'));
   const req=g.group==='requirements';
+  if(g.group==='workflow'){const tl=timeline(g);if(tl){sec.appendChild(h('h3',{},'The chain as a timeline: which step took the time'));sec.appendChild(tl);}}
   if(!req){sec.appendChild(h('h3',{},'Time per test, scaled to the slowest column of each test'));sec.appendChild(barChart(g));}
   const b=breakdown(g);if(b){sec.appendChild(h('h3',{},'Where the time goes: sub-timings by component tag, scaled to the slowest column of each test'));
     const lg=h('div',{class:'legend'});Object.keys(D.tags).forEach(k=>{const s=h('span');const sw=h('span',{class:'sw',style:'background:'+TAGC[k]});s.appendChild(sw);s.appendChild(document.createTextNode(k+': '+D.tags[k]));lg.appendChild(s);});

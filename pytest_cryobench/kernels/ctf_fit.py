@@ -1,0 +1,157 @@
+"""CTF estimation from a motion-corrected sum (CTFFIND-style: Rohou & Grigorieff 2015).
+
+Algorithm (``docs/design.md``, workflow)
+----------------------------------------
+1. **Spectrum**: the mean periodogram of overlapping ``tile x tile`` tiles (Welch).
+2. **Background**: subtract a Gaussian-smoothed copy (the smooth decay under the Thon rings)
+   and divide by the smoothed absolute residual, leaving rings of unit size.
+3. **1D fit**: the rotational average against ``CTF^2`` of an astigmatism-free model over a
+   grid of defoci; the best normalised correlation within ``[1/low_A, 1/high_A]``.
+4. **2D fit**: a grid search over mean defocus (around the 1D value), astigmatism and its
+   angle, then a finer grid around the best; the score is the same correlation over the 2D
+   band. The model is :func:`pytest_cryobench.kernels.ctf.ctf_at` (cryoSPARC's conventions).
+5. **Patches**: per tile of a ``P x P`` grid, the mean defocus refitted with the astigmatism
+   held at the micrograph's (CryoSPARC's patch CTF gives such a defocus landscape).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from pytest_cryobench.kernels.array_api import array_namespace, scipy_namespace_for, to_host
+from pytest_cryobench.kernels.ctf import ctf_at
+
+
+def tile_spectrum(image: Any, tile: int) -> Any:
+    """Mean ``|rfft2|^2`` of tiles (half-overlapping, each minus its mean), shape ``(tile, tile//2+1)``."""
+    xp = array_namespace(image)
+    h, w = image.shape
+    step = tile // 2
+    tiles = [image[y:y + tile, x:x + tile] for y in range(0, h - tile + 1, step) for x in range(0, w - tile + 1, step)]
+    stack = xp.stack(tiles).astype(xp.float32)
+    stack = stack - stack.mean(axis=(1, 2), keepdims=True)
+    return (xp.abs(xp.fft.rfft2(stack)) ** 2).mean(axis=0)
+
+
+def flatten_spectrum(spectrum: Any, sigma_px: float) -> Any:
+    """The spectrum minus its smooth background, over its smoothed absolute residual (full
+    centred layout is used for smoothing, the result is back on the ``rfft2`` grid)."""
+    xp = array_namespace(spectrum)
+    ndimage = scipy_namespace_for(xp, "ndimage")
+    n = spectrum.shape[0]
+    full = xp.fft.fftshift(xp.log(_full(xp, spectrum) + 1e-12))
+    residual = full - ndimage.gaussian_filter(full, sigma_px, mode="wrap")
+    scale = ndimage.gaussian_filter(xp.abs(residual), sigma_px, mode="wrap") + 1e-6
+    flat = xp.fft.ifftshift(residual / scale)
+    return flat[:, : n // 2 + 1]
+
+
+def _full(xp: Any, half: Any) -> Any:
+    """The full ``(n, n)`` spectrum from its ``rfft2`` half (Hermitian symmetry of a power spectrum)."""
+    n = half.shape[0]
+    mirrored = half[(-xp.arange(n)) % n][:, 1:n // 2][:, ::-1]
+    return xp.concatenate([half, mirrored], axis=1)
+
+
+def _grid(xp: Any, n: int, apix: float) -> tuple[Any, Any]:
+    ky = xp.asarray(numpy.fft.fftfreq(n, d=apix))[:, None] * xp.ones((1, n // 2 + 1))
+    kx = xp.asarray(numpy.fft.rfftfreq(n, d=apix))[None, :] * xp.ones((n, 1))
+    return ky, kx
+
+
+def _scores(flat_band: Any, kx: Any, ky: Any, df1: Any, df2: Any, angle: Any, optics: dict[str, float]) -> Any:
+    """Normalised correlation of the flattened band with ``CTF^2`` of each candidate ``(C,)``."""
+    xp = array_namespace(flat_band)
+    model = ctf_at(kx[None], ky[None], df1[:, None], df2[:, None], angle[:, None], accel_kv=optics["accel_kv"],
+                   cs_mm=optics["cs_mm"], amp_contrast=optics["amp_contrast"], dtype=xp.float32) ** 2
+    model = model - model.mean(axis=1, keepdims=True)
+    data = flat_band - flat_band.mean()
+    return (model @ data) / (xp.sqrt((model ** 2).sum(axis=1) * (data ** 2).sum()) + 1e-12)
+
+
+def _best(xp: Any, flat_band: Any, kx: Any, ky: Any, df1: numpy.ndarray, df2: numpy.ndarray,
+          angle: numpy.ndarray, optics: dict[str, float], chunk: int = 2048) -> tuple[int, float]:
+    scores = []
+    for lo in range(0, len(df1), chunk):
+        sl = slice(lo, lo + chunk)
+        scores.append(to_host(_scores(flat_band, kx, ky, xp.asarray(df1[sl]), xp.asarray(df2[sl]),
+                                      xp.asarray(angle[sl]), optics)))
+    scores_a = numpy.concatenate(scores)
+    i = int(numpy.argmax(scores_a))
+    return i, float(scores_a[i])
+
+
+def fit_ctf(image: Any, apix: float, optics: dict[str, float], *, tile: int = 128, low_A: float = 30.0,
+            high_A: float | None = None, df_range_A: tuple[float, float] = (5000.0, 40000.0)) -> dict[str, float]:
+    """Defocus and astigmatism of a micrograph.
+
+    Parameters
+    ----------
+    image : array, shape (H, W)
+        The (not dose-weighted) motion-corrected sum.
+    apix : float
+        Pixel size, Å.
+    optics : dict
+        ``accel_kv``, ``cs_mm``, ``amp_contrast``.
+    tile, low_A, high_A, df_range_A
+        Tile size (pixels), fitted band (Å; ``high_A`` defaults to ``3 apix``), defocus range.
+
+    Returns
+    -------
+    dict
+        ``df1_A``, ``df2_A``, ``df_angle_rad`` (in ``[0, pi)``), ``score`` (the 2D correlation),
+        ``df_1d_A``.
+    """
+    xp = array_namespace(image)
+    high_A = 3.0 * apix if high_A is None else high_A
+    flat = flatten_spectrum(tile_spectrum(image, tile), sigma_px=tile / 24)
+    ky, kx = _grid(xp, tile, apix)
+    k = xp.sqrt(kx ** 2 + ky ** 2)
+    band = (k >= 1 / low_A) & (k <= 1 / high_A)
+    fb, kxb, kyb = flat[band], kx[band], ky[band]
+    dfs = numpy.arange(df_range_A[0], df_range_A[1], 50.0)
+    zero = numpy.zeros_like(dfs)
+    i, _ = _best(xp, fb, kxb, kyb, dfs, dfs, zero, optics)
+    df0 = float(dfs[i])
+    best = (df0, 0.0, 0.0)
+    coarse = (df0 + numpy.arange(-800.0, 801.0, 100.0), numpy.arange(0.0, 2401.0, 150.0),
+              numpy.radians(numpy.arange(0.0, 180.0, 10.0)))
+    for level in range(2):
+        if level == 0:
+            means, astigs, angles = coarse
+        else:
+            means = best[0] + numpy.arange(-100.0, 101.0, 25.0)
+            astigs = numpy.clip(best[1] + numpy.arange(-150.0, 151.0, 30.0), 0, None)
+            angles = best[2] + numpy.radians(numpy.arange(-10.0, 10.5, 2.0))
+        m, a, t = (g.ravel() for g in numpy.meshgrid(means, astigs, angles, indexing="ij"))
+        j, score = _best(xp, fb, kxb, kyb, m + a / 2, m - a / 2, t, optics)
+        best = (float(m[j]), float(a[j]), float(t[j]))
+    mean, astig, angle = best
+    return {"df1_A": mean + astig / 2, "df2_A": mean - astig / 2, "df_angle_rad": float(angle % numpy.pi),
+            "score": score, "df_1d_A": df0}
+
+
+def fit_patch_defocus(image: Any, apix: float, optics: dict[str, float], whole: dict[str, float], patches: int, *,
+                      tile: int = 64, low_A: float = 30.0, high_A: float | None = None) -> numpy.ndarray:
+    """Mean defocus per patch ``(P, P)`` Å, astigmatism fixed at ``whole``'s, within +-1500 Å of it."""
+    xp = array_namespace(image)
+    high_A = 3.0 * apix if high_A is None else high_A
+    h, w = image.shape
+    ph, pw = h // patches, w // patches
+    ky, kx = _grid(xp, tile, apix)
+    k = xp.sqrt(kx ** 2 + ky ** 2)
+    band = (k >= 1 / low_A) & (k <= 1 / high_A)
+    mean0 = (whole["df1_A"] + whole["df2_A"]) / 2
+    half_astig = (whole["df1_A"] - whole["df2_A"]) / 2
+    means = mean0 + numpy.arange(-1500.0, 1501.0, 20.0)
+    angle = numpy.full_like(means, whole["df_angle_rad"])
+    out = numpy.empty((patches, patches))
+    for i in range(patches):
+        for j in range(patches):
+            part = image[i * ph:(i + 1) * ph, j * pw:(j + 1) * pw]
+            flat = flatten_spectrum(tile_spectrum(part, min(tile, ph, pw)), sigma_px=tile / 24)[band]
+            b, _ = _best(xp, flat, kx[band], ky[band], means + half_astig, means - half_astig, angle, optics)
+            out[i, j] = means[b]
+    return out

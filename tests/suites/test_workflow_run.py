@@ -1,0 +1,56 @@
+"""The workflow chain through pytester on the NumPy backend (smoke profile), and a subset of it."""
+
+from __future__ import annotations
+
+from pytest_cryobench.workflow.preprocess import STEPS
+from tests.helpers import load_results
+
+
+def test_the_chain_runs_with_every_check_passing(pytester, smoke_args, bench_dirs):
+    result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-m", "workflow")
+    result.assert_outcomes(passed=len(STEPS) + 1)
+    doc = load_results(bench_dirs["out"], "workflow")
+    for step in STEPS:
+        test = doc["tests"][f"{step}[cpu]"]
+        assert test["checks"]["passed"] is True, (step, test["checks"])
+        assert test["info"]["input"] in ("previous", "movies"), step
+        assert test["tags"], step  # sub-timings with component tags
+    chain = doc["tests"]["chain[cpu]"]
+    assert chain["checks"]["passed"] is True
+    assert set(doc["timings"]["chain[cpu]"]) >= set(STEPS)
+    assert doc["tests"]["picking[cpu]"]["checks"]["template_picks_recall"] >= 0.8
+    assert {"read_movie", "patch_motion", "write_sums"} <= set(doc["timings"]["motion[cpu]"])
+    _report_has_the_timeline(bench_dirs)
+
+
+def _report_has_the_timeline(bench_dirs):
+    import json
+    import re
+
+    from pytest_cryobench.cli import main
+
+    (result,) = bench_dirs["out"].glob("*_workflow_benchmark_data.json")
+    page_path = bench_dirs["out"] / "report.html"
+    main(["report", str(result), "--html", str(page_path)])
+    page = page_path.read_text()
+    payload = re.search(r'<script type="application/json" id="cryobench-data">(.*?)</script>', page, re.S)
+    data = json.loads(payload.group(1).replace("<\\/", "</"))
+    (workflow,) = [g for g in data["groups"] if g["group"] == "workflow"]
+    assert [t["test"] for t in workflow["tests"]][:len(STEPS)] == [f"{s}[cpu]" for s in STEPS]  # timeline order
+    assert "function timeline(g)" in page
+
+
+def test_a_subset_runs_on_the_planted_truth(pytester, smoke_args, bench_dirs):
+    result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-m", "workflow",
+                                "--cryobench-workflow-steps=extraction")
+    result.assert_outcomes(passed=2, skipped=len(STEPS) - 1)
+    doc = load_results(bench_dirs["out"], "workflow")
+    extraction = doc["tests"]["extraction[cpu]"]
+    assert extraction["info"]["input"] == "truth" and extraction["checks"]["centring_passed"] is True
+
+
+def test_an_unknown_step_is_a_usage_error(pytester, smoke_args):
+    result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-m", "workflow",
+                                "--cryobench-workflow-steps=motion,denoise")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*unknown step(s)*denoise*"])

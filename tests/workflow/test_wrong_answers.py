@@ -1,0 +1,178 @@
+"""A planted wrong answer in any step fails that step's check (tiny inputs, no pytester).
+
+Kernels are patched in the modules found in ``sys.modules`` (``importlib``): pytester runs earlier in
+the session may have left other module objects behind as package attributes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+
+from pytest_cryobench.data import workflow as wf
+from pytest_cryobench.data.maps import write_map
+from pytest_cryobench.data.movies import write_tiff_frames
+from pytest_cryobench.profiles import WorkflowSize
+from pytest_cryobench.workflow import checks
+from pytest_cryobench.workflow import preprocess as pre
+
+TINY = WorkflowSize(movies=1, size=256, frames=4, particles=6, apix=2.0, box=48, work_box=24, dose_per_frame=20.0,
+                    band_A=16.0, patches=2, classes=2, abinit_box=24, abinit_iterations=2, abinit_batch=6,
+                    refine_directions=20, refine_psi_deg=45.0, refine_iterations=1)
+SEED = 3
+
+
+class Spans:
+    def span(self, name, *tags):
+        return contextlib.nullcontext()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One 256^2 movie of 4 frames with 6 particles, its gain, plan and model, and a Chain."""
+    root = tmp_path_factory.mktemp("tiny")
+    model = wf.specimen_model(TINY, SEED)
+    plan = wf.movie_plan(TINY, SEED, 0)
+    sens = wf.sensitivity(TINY, SEED)
+    write_map(root / "gain.mrc", (1 / sens).astype(np.float32), TINY.apix)
+    specimen = wf.specimen_image(TINY, model, plan, SEED, 0)
+    write_tiff_frames(root / "movie.tif", wf.movie_frames(TINY, specimen, plan, sens, SEED, 0),
+                      (TINY.frames, TINY.size, TINY.size))
+    chain = pre.Chain([root / "movie.tif"], root / "gain.mrc", root / "work", TINY, np)
+    truth = wf.plan_truth(plan)
+    return {"chain": chain, "plan": truth, "model": model}
+
+
+def _shifted(result, by):
+    return dataclasses.replace(result, shifts=result.shifts + by, patch_shifts=result.patch_shifts + by)
+
+
+def test_motion_right_and_wrong(tiny, monkeypatch):
+    patch_motion = importlib.import_module("pytest_cryobench.kernels.patch_motion")  # the one the step imports
+    tracks = pre.run_motion(tiny["chain"], Spans())
+    assert all(c[1] for c in checks.check_motion(tracks, [tiny["plan"]], TINY.size))
+    real = patch_motion.patch_motion
+    monkeypatch.setattr(patch_motion, "patch_motion",
+                        lambda *a, **k: _shifted(real(*a, **k), np.array([0.0, 1.5])))
+    tracks = pre.run_motion(tiny["chain"], Spans())
+    found = checks.check_motion(tracks, [tiny["plan"]], TINY.size)
+    assert [c[1] for c in found] == [False, False]
+
+
+def test_ctf_wrong_defocus_fails(tiny, monkeypatch):
+    ctf_fit = importlib.import_module("pytest_cryobench.kernels.ctf_fit")
+    pre.run_motion(tiny["chain"], Spans())
+    real = ctf_fit.fit_ctf
+
+    def wrong(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        return {**fit, "df1_A": fit["df1_A"] + 1000.0, "df2_A": fit["df2_A"] + 1000.0}
+
+    monkeypatch.setattr(ctf_fit, "fit_ctf", wrong)
+    fits = pre.run_ctf(tiny["chain"], Spans(), [tiny["chain"].work / pre.sum_name(0, False)])
+    (name, passed, message, _), = checks.check_ctf(fits, [tiny["plan"]])
+    assert not passed and "defocus" in message
+
+
+def test_picking_wrong_positions_fail(tiny):
+    truth = np.asarray(tiny["plan"]["positions"])
+    found = checks.check_picks([truth + 15.0], [tiny["plan"]], 0.2 * TINY.box, "template_picks", 0.8, 0.7)
+    assert not found[0][1]
+    assert checks.check_picks([truth], [tiny["plan"]], 0.2 * TINY.box, "template_picks", 0.8, 0.7)[0][1]
+
+
+def _truth_particles(tiny, monkeypatch=None, roll=0):
+    from pytest_cryobench.data.cs import make_dataset
+
+    chain, plan = tiny["chain"], tiny["plan"]
+    pre.run_motion(chain, Spans())
+    exposures = make_dataset(pre.ctf_columns([{k: plan[k] for k in ("df1_A", "df2_A", "df_angle_rad")}]))
+    picks = [np.round(np.asarray(plan["positions"])).astype(np.int64)]
+    if roll and monkeypatch is not None:
+        real = pre.crop_boxes
+        monkeypatch.setattr(pre, "crop_boxes", lambda xp, boxes, m: np.roll(real(xp, boxes, m), roll, axis=2))
+    cs = pre.run_extraction(chain, Spans(), [chain.work / pre.sum_name(0, True)], picks, exposures)
+    return pre.read_particles(chain, cs)
+
+
+def test_extraction_right_and_off_centre(tiny, monkeypatch):
+    images, data = _truth_particles(tiny)
+    args = (tiny["model"], [tiny["plan"]], TINY, tiny["chain"].work_apix)
+    assert checks.check_centring(*args, images, data, 0.2)[0][1]
+    images, data = _truth_particles(tiny, monkeypatch, roll=2)
+    (name, passed, message, figures), = checks.check_centring(*args, images, data, 0.2)
+    assert not passed and figures["fraction_within_1px"] < 0.5
+
+
+def test_class_averages_of_noise_fail(tiny):
+    classify2d = importlib.import_module("pytest_cryobench.kernels.classify2d")
+    images, data = _truth_particles(tiny)
+    rng = np.random.default_rng(0)
+    m = TINY.work_box
+    noise = classify2d.Classes2D(rng.normal(size=(2, m, m)).astype(np.float32), rng.integers(0, 2, len(images)),
+                                 np.zeros(len(images), int), np.zeros((len(images), 2), int), np.zeros(1), 1.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(classify2d, "classify_2d", lambda *a, **k: noise)
+        from pytest_cryobench.workflow.reconstruct import run_classify2d
+
+        out = run_classify2d(tiny["chain"], Spans(), images, data)
+    found = checks.check_classes(tiny["model"], TINY, tiny["chain"].work_apix, out, [tiny["plan"]], data, 0.2)
+    assert not found[0][1] and found[0][3]["min_correlation"] < 0.7
+
+
+def test_a_wrong_map_fails_the_fsc_checks(tiny):
+    from pytest_cryobench.data.workflow_specimen import truth_volume
+    from pytest_cryobench.kernels.abinitio import initial_volume
+
+    apix = tiny["chain"].work_apix
+    right = truth_volume(tiny["model"], TINY.work_box, apix, TINY.band_A)
+    curve, shell = checks.fsc_against_truth(tiny["model"], TINY, apix, right[::-1].copy(), low=True)
+    assert checks.check_fsc_to_shell("abinitio_fsc", curve, shell)[0][1]  # the mirror is found
+    wrong = initial_volume(TINY.work_box, 1, 4.0)
+    curve, shell = checks.fsc_against_truth(tiny["model"], TINY, apix, wrong, low=False)
+    assert not checks.check_fsc_to_shell("truth_fsc", curve, shell)[0][1]
+
+
+def test_picks_moved_by_the_picker_fail(tiny, monkeypatch):
+    from pytest_cryobench.data.cs import make_dataset
+    from pytest_cryobench.data.workflow_specimen import particle_images
+    from pytest_cryobench.kernels.rotations import rotation_grid
+
+    chain, plan = tiny["chain"], tiny["plan"]
+    pre.run_motion(chain, Spans())
+    picking = importlib.import_module("pytest_cryobench.kernels.picking")
+    real = picking.pick
+
+    def moved(*args, **kwargs):
+        found = real(*args, **kwargs)
+        return {**found, "coords": found["coords"] + 8}  # 8 binned px = 16 px off
+
+    monkeypatch.setattr(picking, "pick", moved)
+    exposures = make_dataset(pre.ctf_columns([{k: plan[k] for k in ("df1_A", "df2_A", "df_angle_rad")}]))
+    grid = rotation_grid(8, 360.0)
+    templates = particle_images(tiny["model"], grid.matrices, np.zeros((8, 2)), TINY.box // 2, 2 * TINY.apix,
+                                TINY.band_A).astype(np.float32)
+    found = pre.run_picking(chain, Spans(), [chain.work / pre.sum_name(0, True)], exposures, templates)
+    result = checks.check_picks(found["template"], [plan], 0.2 * TINY.box, "template_picks", 0.8, 0.7)
+    assert not result[0][1] and result[0][3]["recall"] < 0.5
+
+
+def test_abinitio_from_a_broken_pass_fails(tiny, monkeypatch):
+    from pytest_cryobench.kernels.abinitio import initial_volume
+
+    rec = importlib.import_module("pytest_cryobench.workflow.reconstruct")
+    images, data = _truth_particles(tiny)
+    real = rec.run_pass
+
+    def broken(*args, **kwargs):  # every mini-batch reconstruction replaced by unrelated density
+        result = real(*args, **kwargs)
+        return dataclasses.replace(result, volume=initial_volume(TINY.work_box, 9, 6.0))
+
+    monkeypatch.setattr(rec, "run_pass", broken)
+    volume = rec.run_abinitio(tiny["chain"], Spans(), images, data)
+    curve, shell = checks.fsc_against_truth(tiny["model"], TINY, tiny["chain"].work_apix, volume, low=True)
+    assert not checks.check_fsc_to_shell("abinitio_fsc", curve, shell)[0][1]
