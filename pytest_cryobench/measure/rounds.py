@@ -126,11 +126,12 @@ class RoundsPolicy:
 
 
 # Per profile: smoke checks that everything runs (3 rounds suffice to catch gross changes, 5 at
-# most); standard reaches the distribution-free intervals (5+) and, on a noisy case, 15 rounds, at
-# which the 95% interval of a median drops its three lowest and highest rounds; full allows 30
-# for the most precise figures. Budgets bound the cost of noisy cases (seconds of timed rounds).
+# most); standard reaches the distribution-free intervals (5+ a side) and, on a noisy case, 12
+# rounds; full allows 20 for the most precise figures. Budgets bound the cost of noisy cases
+# (seconds of timed rounds with their set-up) so that a default run takes about what it took with
+# fixed rounds: a case whose own minimum already spends the budget stops there.
 PROFILE_ROUNDS = {
-    "smoke": RoundsPolicy(min_rounds=3, max_rounds=5, target_precision=0.05, budget_s=20.0),
-    "standard": RoundsPolicy(min_rounds=5, max_rounds=15, target_precision=0.03, budget_s=60.0),
-    "full": RoundsPolicy(min_rounds=5, max_rounds=30, target_precision=0.03, budget_s=300.0),
+    "smoke": RoundsPolicy(min_rounds=3, max_rounds=5, target_precision=0.05, budget_s=5.0),
+    "standard": RoundsPolicy(min_rounds=5, max_rounds=12, target_precision=0.03, budget_s=20.0),
+    "full": RoundsPolicy(min_rounds=5, max_rounds=20, target_precision=0.03, budget_s=120.0),
 }

@@ -22,7 +22,8 @@ import pytest
 
 from tests.fleet.conftest import NODES, REPO
 
-pytestmark = pytest.mark.usefixtures("slurm_cluster")
+# Minutes on 2 cores: left out of the default run, run by .ci/run (pytest -m slow).
+pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.slow]
 
 TOLERANCE = "3"
 #: A twentieth of one core, in 20 ms periods (short periods: the smoke cases take tens of ms; the

@@ -19,6 +19,9 @@ from pytest_cryobench.data import layout, movies
 from pytest_cryobench.profiles import PROFILES, MovieSize
 from tests.helpers import load_results, save_with_cryosparc_tools
 
+# Minutes, not seconds, on 2 cores: left out of the default run, run by .ci/run (pytest -m slow).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("cryosparc.dataset", reason="cryosparc-tools (the test extra) is not installed")
 
 TINY = dataclasses.replace(PROFILES["smoke"], tiff=MovieSize(3, 64, 48, 4), mrc=MovieSize(3, 32, 32, 4),

@@ -17,6 +17,9 @@ import pytest
 
 from tests.helpers import load_results
 
+# Minutes, not seconds, on 2 cores: left out of the default run, run by .ci/run (pytest -m slow).
+pytestmark = pytest.mark.slow
+
 NUMPY = "--cryobench-backend=numpy"
 
 

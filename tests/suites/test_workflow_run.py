@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pytest_cryobench.workflow.preprocess import STEPS
 from tests.helpers import load_results
+
+# Minutes, not seconds, on 2 cores: left out of the default run, run by .ci/run (pytest -m slow).
+pytestmark = pytest.mark.slow
 
 
 def test_the_chain_runs_with_every_check_passing(pytester, smoke_args, bench_dirs):
