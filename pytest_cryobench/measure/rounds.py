@@ -132,6 +132,6 @@ class RoundsPolicy:
 # fixed rounds: a case whose own minimum already spends the budget stops there.
 PROFILE_ROUNDS = {
     "smoke": RoundsPolicy(min_rounds=3, max_rounds=5, target_precision=0.05, budget_s=5.0),
-    "standard": RoundsPolicy(min_rounds=5, max_rounds=12, target_precision=0.03, budget_s=20.0),
+    "standard": RoundsPolicy(min_rounds=5, max_rounds=12, target_precision=0.03, budget_s=10.0),
     "full": RoundsPolicy(min_rounds=5, max_rounds=20, target_precision=0.03, budget_s=120.0),
 }
