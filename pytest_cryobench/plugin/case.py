@@ -28,6 +28,7 @@ from pytest_cryobench.measure.rounds import FIXED, RoundAction, RoundsPolicy
 from pytest_cryobench.measure.timing import SubTimings
 from pytest_cryobench.record import derive
 from pytest_cryobench.record.model import CaseRecord
+from pytest_cryobench.record.verdicts import finite_or_none
 
 
 class Case:
@@ -150,9 +151,9 @@ class Case:
                                "total": [float(t) for t in times]}
         stopped = action[0] if action else RoundAction(False, FIXED, kept, math.inf)
         self.record.info["rounds"] = {
-            "count": kept, "stopped": stopped.reason, "precision": _finite_or_none(stopped.precision),
+            "count": kept, "stopped": stopped.reason, "precision": finite_or_none(stopped.precision),
             "min": policy.min_rounds, "max": policy.max_rounds, "target_precision": policy.target_precision,
-            "budget_s": _finite_or_none(policy.budget_s)}
+            "budget_s": finite_or_none(policy.budget_s)}
         self.record.info["other_load"] = round(other_load, 4)
         self.record.tags = {name: list(tags) for name, tags in st.tags.items()}
         if cold_files is not None:
@@ -237,6 +238,3 @@ class _EnoughRounds(BaseException):
     says stop. A ``BaseException``, so that pedantic does not mark the benchmark as errored: the
     rounds it timed stay in its statistics."""
 
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None

@@ -28,7 +28,7 @@ from pytest_cryobench.record.derive import headline_seconds
 from pytest_cryobench.record.model import GROUPS, CaseRecord
 from pytest_cryobench.record.references import Comparison
 from pytest_cryobench.record.text import format_seconds
-from pytest_cryobench.record.verdicts import Judgement, Verdict, judge, resolve_tolerance
+from pytest_cryobench.record.verdicts import Judgement, Verdict, interval_text, judge, resolve_tolerance
 
 #: A cell's mark: ``"ref"`` on the reference column, ``""`` on sub-timing rows, else a Verdict.
 REF_MARK = "ref"
@@ -279,10 +279,7 @@ def _speedup_text(cell: Cell) -> str:
     label = MARK_LABEL.get(cell.mark, cell.mark)
     if cell.speedup is None:
         return label or "-"
-    text = f"{cell.speedup:.2f}x"
-    if cell.interval is not None:
-        low, high = (f"{v:.2f}" if v is not None else "-" for v in cell.interval)
-        text += f" [{low}, {high}]"
+    text = f"{cell.speedup:.2f}x{interval_text(cell.interval)}"
     return f"{text} {label}" if label else text
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_cryobench.record import derive, significance
@@ -113,13 +113,22 @@ class Judgement:
         out["verdict"] = self.verdict.value
         for key in ("interval", "spreads"):
             if out[key] is not None:
-                out[key] = [_finite_or_none(v) for v in out[key]]
+                out[key] = [finite_or_none(v) for v in out[key]]
         return out
 
 
-def _finite_or_none(value: float) -> float | None:
-    """JSON has no infinity: an unbounded end of an interval is written as ``null``."""
+def finite_or_none(value: float) -> float | None:
+    """JSON has no infinity: an unbounded end of an interval (or any unbounded figure) is written
+    as ``null``."""
     return float(value) if math.isfinite(value) else None
+
+
+def interval_text(interval: Sequence[float | None] | None) -> str:
+    """`` [1.02, 2.31]`` (a leading space; ``-`` for an unbounded end), or empty without one."""
+    if not interval:
+        return ""
+    low, high = (f"{v:.2f}" if v is not None else "-" for v in interval)
+    return f" [{low}, {high}]"
 
 
 def ratio_text(verdict: Mapping[str, Any]) -> str:
@@ -128,11 +137,7 @@ def ratio_text(verdict: Mapping[str, Any]) -> str:
     ratio = verdict.get("slowdown")
     if ratio is None:
         return ""
-    interval = verdict.get("interval")
-    if not interval:
-        return f"{ratio:.2f}x"
-    low, high = (f"{v:.2f}" if v is not None else "-" for v in interval)
-    return f"{ratio:.2f}x [{low}, {high}]"
+    return f"{ratio:.2f}x{interval_text(verdict.get('interval'))}"
 
 
 def resolve_tolerance(override: float | None, ref_entry: CaseRecord | None,
@@ -217,7 +222,7 @@ def _decide(figure: derive.Figure, ref_figure: derive.Figure, tolerance: float) 
                                                  int(stats.get("rounds") or 1))
     decision = significance.decide(figure.samples, reference, tolerance, better=figure.better)
     verdict = Verdict(decision.verdict)
-    shown = ratio_text({"slowdown": decision.ratio, "interval": [_finite_or_none(v) for v in decision.interval]})
+    shown = ratio_text({"slowdown": decision.ratio, "interval": [finite_or_none(v) for v in decision.interval]})
     level = f"{decision.confidence:.0%}"
     if verdict == Verdict.SLOWER:
         detail = f"{name} {shown} slower than the reference (tolerance {tolerance:.2f}x, {level} interval)"
