@@ -4,9 +4,11 @@ Real faults only: a node set down with ``scontrol``, a job whose ``--wrap`` give
 argument on one node, and a node whose job runs under a kernel CPU quota (a cgroup) applied by a
 ``--wrap`` script that acts only on that node. The fake nodes share this machine's two cores with
 whatever else runs, so the jobs run one at a time (``--serial``) and the report's tolerance is
-generous (3x) against a slowdown made about twenty times larger (a twentieth of one core;
-under heavy load from other work the other nodes slow down too, and the ratio seen falls to
-about 8x).
+generous (3x) against a node given a fifth of one core: its decode timings come out 8x-14x the
+others' (measured on the 2-core CI VM). A tighter quota is no better a test and far slower: under
+1-2 ms of quota per 20 ms period the throttled interpreter's start-up alone (numpy's OpenBLAS
+threads spinning out the quota) grew from about 2 s to minutes, which once pushed this job past
+its 600 s limit.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ from tests.fleet.conftest import NODES, REPO
 pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.slow]
 
 TOLERANCE = "3"
-#: A twentieth of one core, in 20 ms periods (short periods: the smoke cases take tens of ms; the
-#: kernel takes no quota under 1 ms).
-QUOTA_US, PERIOD_US = 1000, 20000
+#: A fifth of one core, in 20 ms periods (short periods: the smoke cases take tens of ms).
+QUOTA_US, PERIOD_US = 4000, 20000
 
 #: Every node's job runs at a high CPU priority, so that the other work on this machine slows the
 #: fake nodes as little as it can; the quota is a hard limit that priority does not lift.
