@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from pytest_cryobench.data.workflow import TRUTH_VOLUME_FILE, workflow_component
+from pytest_cryobench.data.workflow import TRUTH_VOLUME_FILE, local_defocus, workflow_component
 from pytest_cryobench.data.workflow_specimen import particle_images, truth_volume
 from pytest_cryobench.kernels import abinitio as ab
 from pytest_cryobench.kernels.rotations import rotation_grid
@@ -131,7 +131,7 @@ def test_ctf(benchmark, cryobench_case, chain_state):
     kind = _input(state, "motion")
     sums = _sums(state, False)
     fits = _run(cryobench_case, benchmark, state, "ctf", lambda st: pre.run_ctf(state["chain"], st, sums))
-    _record(cryobench_case, state, "ctf", checks.check_ctf(fits, state["plans"]), kind)
+    _record(cryobench_case, state, "ctf", checks.check_ctf(fits, state["plans"], state["chain"].size.size), kind)
 
 
 def _exposures(state):
@@ -142,6 +142,19 @@ def _exposures(state):
         return read_cs(chain.work / pre.EXPOSURES_CS)
     return make_dataset(pre.ctf_columns([{k: p[k] for k in ("df1_A", "df2_A", "df_angle_rad")}
                                          for p in state["plans"]]))
+
+
+def _patch_defocus(state):
+    """The CTF step's patch grids, or (it failed or did not run) the planted defocus at the same centres."""
+    from pytest_cryobench.kernels.ctf_fit import patch_centres
+
+    chain = state["chain"]
+    if state["passed"].get("ctf"):
+        return pre.read_patch_defocus(chain)
+    n = chain.size.size
+    cy, cx = patch_centres((n, n), pre.CTF_PATCHES)
+    return [{"patch_centres_y_px": cy.tolist(), "patch_centres_x_px": cx.tolist(),
+             "patch_defocus_A": local_defocus(plan, cy[:, None], cx[None, :], n).tolist()} for plan in state["plans"]]
 
 
 @pytest.mark.cryobench_name("picking")  # the function's name keeps `-k picking` for the gpu picking case alone
@@ -168,9 +181,9 @@ def test_extraction(benchmark, cryobench_case, chain_state):
     ok = state["passed"].get("picking")
     picks = state["out"]["picks"] if ok else [np.round(np.asarray(p["positions"])).astype(np.int64)
                                              for p in state["plans"]]
-    sums, exposures = _sums(state, True), _exposures(state)
+    sums, exposures, patches = _sums(state, True), _exposures(state), _patch_defocus(state)
     cs = _run(cryobench_case, benchmark, state, "extraction",
-              lambda st: pre.run_extraction(chain, st, sums, picks, exposures))
+              lambda st: pre.run_extraction(chain, st, sums, picks, exposures, patches))
     images, data = pre.read_particles(chain, cs)
     result = checks.check_centring(state["model"], state["plans"], chain.size, chain.work_apix, images, data,
                                     PICK_TOLERANCE_FRACTION)
@@ -197,10 +210,10 @@ def _particles(state):
         chain = state["chain"]
         saved = dict(state["passed"])
         state["passed"].update(motion=False, ctf=False)
-        sums, exposures = _sums(state, True), _exposures(state)
+        sums, exposures, patches = _sums(state, True), _exposures(state), _patch_defocus(state)
         state["passed"].update(saved)
         picks = [np.round(np.asarray(p["positions"])).astype(np.int64) for p in state["plans"]]
-        cs = pre.run_extraction(chain, _Untimed(), sums, picks, exposures)
+        cs = pre.run_extraction(chain, _Untimed(), sums, picks, exposures, patches)
         state["out"]["truth_particles"] = pre.read_particles(chain, cs)
     return state["out"]["truth_particles"]
 

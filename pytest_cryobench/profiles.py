@@ -115,7 +115,8 @@ class WorkflowSize:
     ``movies`` TIFF movies of ``size^2`` pixels (``apix`` Å) and ``frames`` frames at
     ``dose_per_frame`` counts per pixel, each holding ``particles`` particles; extraction boxes of
     ``box`` pixels Fourier-cropped to ``work_box``; the particles are band-limited at ``band_A``
-    (the refinement's designed limit); ``patches`` per side for patch motion and CTF;
+    (the refinement's designed limit); ``patches`` per side for patch motion (patch CTF has its
+    own 2, ``workflow.preprocess.CTF_PATCHES``);
     ``classes`` 2D classes; ab-initio at ``abinit_box`` with ``abinit_iterations`` mini-batches
     of ``abinit_batch``; refinement grids of ``refine_directions`` x ``refine_psi_deg``.
     """
@@ -164,7 +165,7 @@ class Profile:
     picking_particles: int = 40
     engine: EngineSize = EngineSize(256, 48, 4, 4.0, 46, 30.0, 1, 10, 16, 0.05, 8, 64)
     requirements: RequirementSize = RequirementSize(8 << 20, 64 << 20, 32 << 20, 0.125, 8)
-    workflow: WorkflowSize = WorkflowSize(6, 512, 8, 40, 2.0, 48, 24, 40.0, 16.0, 3, 6, 24, 30, 60, 600, 10.0, 2)
+    workflow: WorkflowSize = WorkflowSize(6, 512, 8, 40, 2.0, 48, 24, 40.0, 16.0, 3, 10, 24, 30, 60, 600, 10.0, 2)
 
 
 PROFILES = {

@@ -3,18 +3,21 @@
 Generated into ``workflow/``: ``movies/movie_NNN.tif`` (LZW uint8 counts, one page per frame),
 ``gain.mrc`` (the gain reference that multiplies raw counts) and ``truth_volume.mrc`` (the
 volume at the working pixel size). Each movie's truth (in the manifest) holds its planted
-whole-frame drift, its local deformation, its CTF and its particles' positions and poses.
+whole-frame drift, its local deformation, its CTF (with its tilt, ``df_tilt_A``) and its
+particles' positions and poses.
 
 Image formation, per movie: particles (analytic, band-limited projections of the blob volume,
-:mod:`pytest_cryobench.data.workflow_specimen`) at random non-overlapping positions plus a
-thin amorphous layer (white above ``1.25 / band_A``, which gives Thon rings beyond the particles' band),
-times the CTF, sets the expected dose ``dose (1 + contrast * image)``; frame ``f`` shows it
-displaced by ``s_f + D_f(x)``: a smooth whole-frame drift ``s_f`` and a deformation
-``D_f(x) = tau_f L (x - centre) / size`` (linear in position, growing in time, zero mean over
-the field and over the movie), sampled with cubic interpolation; raw counts are Poisson of that
-times the detector's sensitivity (``1 / gain``). Shifts follow :mod:`pytest_cryobench.kernels.motion`:
-a frame with shift ``s`` shows the specimen at ``x + s``. Both drift and deformation have zero
-mean over frames, so the aligned sum shows the specimen where it was planted.
+:mod:`pytest_cryobench.data.workflow_specimen`) at random non-overlapping positions plus a thin
+amorphous layer (white above ``1.25 / band_A``, which gives Thon rings beyond the particles'
+band), times the CTF, whose defocus varies across the field as a tilted specimen's does (a plane,
+``TILT_A`` from edge to edge along a random direction), sets the expected dose
+``dose (1 + contrast * image)``; frame ``f`` shows it displaced by ``s_f + D_f(x)``: a smooth
+whole-frame drift ``s_f`` and a deformation ``D_f(x) = tau_f L (x - centre) / size`` (linear in
+position, growing in time, zero mean over the field and over the movie), sampled with cubic
+interpolation; raw counts are Poisson of that times the detector's sensitivity (``1 / gain``).
+Shifts follow :mod:`pytest_cryobench.kernels.motion`: a frame with shift ``s`` shows the specimen
+at ``x + s``. Both drift and deformation have zero mean over frames, so the aligned sum shows the
+specimen where it was planted.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ DEFOCUS_RANGE_A = (12_000.0, 24_000.0)
 ASTIGMATISM_RANGE_A = (200.0, 1500.0)
 DRIFT_PX = 6.0          # whole-frame drift over the movie, pixels (about)
 DEFORMATION_PX = 2.0    # local deformation at the corners at the last frame, pixels (about)
+TILT_A = 1600.0         # defocus change across the field's width along the tilt direction, Å
+TILT_STEP_A = 50.0      # defocus step between the CTF images the tilted CTF is interpolated from, Å
 CONTRAST = 0.25         # particle contrast per unit projected density
 ICE_SIGMA = 0.5        # amorphous layer, relative to the particles' peak
 MARGIN = 24             # canvas margin around the field of view, pixels
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def movie_name(i: int) -> str:
@@ -94,10 +99,13 @@ def movie_plan(size: WorkflowSize, seed: int, index: int) -> dict[str, Any]:
     df_mean = rng.uniform(*DEFOCUS_RANGE_A)
     astig = rng.uniform(*ASTIGMATISM_RANGE_A)
     positions = _positions(rng, size)
+    angle = float(rng.uniform(0, np.pi))
+    rotations = _random_rotations(rng, len(positions))
+    tilt_direction = float(rng.uniform(0, 2 * np.pi))
     return {"drift": drift, "tau": tau, "deformation": deformation,
-            "df1_A": df_mean + astig / 2, "df2_A": df_mean - astig / 2,
-            "df_angle_rad": float(rng.uniform(0, np.pi)),
-            "positions": positions, "rotations": _random_rotations(rng, len(positions))}
+            "df1_A": df_mean + astig / 2, "df2_A": df_mean - astig / 2, "df_angle_rad": angle,
+            "df_tilt_A": TILT_A * np.array([np.sin(tilt_direction), np.cos(tilt_direction)]),
+            "positions": positions, "rotations": rotations}
 
 
 def plan_truth(plan: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +120,40 @@ def displacement(plan: dict[str, Any], frame: int, y: np.ndarray, x: np.ndarray,
             drift[frame, 1] + tau[frame] * (m[1, 0] * u + m[1, 1] * v))
 
 
+def local_defocus(plan: dict[str, Any], y: Any, x: Any, size: int) -> Any:
+    """Planted mean defocus (Å) at field positions ``(y, x)`` pixels: the micrograph's mean defocus
+    plus the tilt plane ``df_tilt_A . ((y, x) - size / 2) / size`` (zero at the field's centre)."""
+    g = np.asarray(plan.get("df_tilt_A", (0.0, 0.0)))
+    mean = (plan["df1_A"] + plan["df2_A"]) / 2
+    return mean + g[0] * (np.asarray(y) - size / 2) / size + g[1] * (np.asarray(x) - size / 2) / size
+
+
+def tilted_ctf_image(canvas: np.ndarray, size: WorkflowSize, plan: dict[str, Any]) -> np.ndarray:
+    """``canvas`` (field plus ``MARGIN``) seen through the CTF at each pixel's planted defocus.
+
+    The image is formed at defocus levels ``TILT_STEP_A`` apart spanning the field's range and
+    interpolated linearly in defocus at every pixel (hat weights that sum to one): the phase step
+    between levels is ``pi lam TILT_STEP_A s^2``, 0.09 rad at 6 Å, so the error is below 0.1%.
+    """
+    n = canvas.shape[0]
+    coord = np.arange(n) - MARGIN
+    offset = local_defocus(plan, coord[:, None], coord[None, :], size.size) - (plan["df1_A"] + plan["df2_A"]) / 2
+    lo, hi = float(offset.min()), float(offset.max())
+    levels = np.linspace(lo, hi, max(1, int(np.ceil((hi - lo) / TILT_STEP_A)) + 1))
+    step = levels[1] - levels[0] if len(levels) > 1 else 1.0
+    spectrum = np.fft.rfft2(canvas)
+    image = np.zeros((n, n))
+    for level in levels:
+        weight = np.clip(1 - np.abs(offset - level) / step, 0, None) if len(levels) > 1 else 1.0
+        ctf = specimen_ctf((n, n), size.apix, plan["df1_A"] + level, plan["df2_A"] + level, plan["df_angle_rad"],
+                           OPTICS["accel_kv"], OPTICS["cs_mm"], OPTICS["amp_contrast"])
+        image += weight * np.fft.irfft2(spectrum * ctf, s=(n, n))
+    return image
+
+
 def specimen_image(size: WorkflowSize, model: dict[str, np.ndarray], plan: dict[str, Any], seed: int,
                    index: int) -> np.ndarray:
-    """The CTF-modulated specimen on the canvas (field plus ``MARGIN``), float64, unit contrast."""
+    """The specimen through its tilted CTF on the canvas (field plus ``MARGIN``), float64, unit contrast."""
     rng = np.random.default_rng([seed, 19, index])
     n, box = size.size + 2 * MARGIN, size.box
     canvas = np.zeros((n, n))
@@ -130,9 +169,7 @@ def specimen_image(size: WorkflowSize, model: dict[str, np.ndarray], plan: dict[
     ice *= k > 1.25 / size.band_A  # only beyond the particles' band
     layer = np.fft.irfft2(ice, s=(n, n))
     canvas += ICE_SIGMA * layer / layer.std()
-    ctf = specimen_ctf((n, n), size.apix, plan["df1_A"], plan["df2_A"], plan["df_angle_rad"],
-                       OPTICS["accel_kv"], OPTICS["cs_mm"], OPTICS["amp_contrast"])
-    return np.fft.irfft2(np.fft.rfft2(canvas) * ctf, s=(n, n))
+    return tilted_ctf_image(canvas, size, plan)
 
 
 def sensitivity(size: WorkflowSize, seed: int) -> np.ndarray:
@@ -159,7 +196,7 @@ def movie_frames(size: WorkflowSize, specimen: np.ndarray, plan: dict[str, Any],
 
 
 def workflow_component(profile: Profile, seed: int) -> Component:
-    """Movies with planted drift, deformation, CTF and particles; the gain; the true volume."""
+    """Movies with planted drift, deformation, tilted CTF and particles; the gain; the true volume."""
     from pytest_cryobench.data.maps import write_map
     from pytest_cryobench.data.movies import write_tiff_frames
 
@@ -189,6 +226,6 @@ def workflow_component(profile: Profile, seed: int) -> Component:
     return Component(name=DIR, version=GENERATOR_VERSION,
                      params={"size": [getattr(size, f) for f in size.__dataclass_fields__], "optics": OPTICS,
                              "contrast": CONTRAST, "ice": ICE_SIGMA, "drift": DRIFT_PX,
-                             "deformation": DEFORMATION_PX},
+                             "deformation": DEFORMATION_PX, "tilt": TILT_A},
                      files=files, estimated_bytes=size.movies * size.frames * size.size ** 2 + (8 << 20),
                      generate=generate)

@@ -133,6 +133,13 @@ def fit_ctf(image: Any, apix: float, optics: dict[str, float], *, tile: int = 12
             "score": score, "df_1d_A": df0}
 
 
+def patch_centres(shape: tuple[int, int], patches: int) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Centres ``(P,)`` in y and ``(P,)`` in x, pixels, of the ``P x P`` patches of
+    :func:`fit_patch_defocus` on an image of ``shape`` (patches of ``shape // P``, from the corner)."""
+    ph, pw = shape[0] // patches, shape[1] // patches
+    return (numpy.arange(patches) + 0.5) * ph, (numpy.arange(patches) + 0.5) * pw
+
+
 def fit_patch_defocus(image: Any, apix: float, optics: dict[str, float], whole: dict[str, float], patches: int, *,
                       tile: int = 64, low_A: float = 30.0, high_A: float | None = None) -> numpy.ndarray:
     """Mean defocus per patch ``(P, P)`` Å, astigmatism fixed at ``whole``'s, within +-1500 Å of it."""

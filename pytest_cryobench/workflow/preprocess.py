@@ -21,6 +21,9 @@ from pytest_cryobench.profiles import WorkflowSize
 
 STEPS = ("motion", "ctf", "picking", "extraction", "classify2d", "abinitio", "refinement")
 EXPOSURES_CS = "ctf/exposures.cs"
+PATCH_DEFOCUS_JSON = "ctf/patch_defocus.json"
+CTF_PATCHES = 2
+"""Patches per side of the per-patch defocus fit."""
 PICKS_CS = "picking/picks.cs"
 BLOB_PICKS_CS = "picking/blob_picks.cs"
 PARTICLES_CS = "extract/particles.cs"
@@ -105,8 +108,9 @@ def ctf_columns(fits: list[dict[str, float]]) -> dict[str, np.ndarray]:
 
 
 def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
-    """Patch CTF of every sum; writes ``ctf/exposures.cs`` (CryoSPARC's ``ctf/*`` fields)."""
-    from pytest_cryobench.kernels.ctf_fit import fit_ctf, fit_patch_defocus
+    """Patch CTF of every sum; writes ``ctf/exposures.cs`` (CryoSPARC's ``ctf/*`` fields) and the
+    per-patch defocus grids (``ctf/patch_defocus.json``, see :func:`read_patch_defocus`)."""
+    from pytest_cryobench.kernels.ctf_fit import fit_ctf, fit_patch_defocus, patch_centres
 
     xp, size = chain.xp, chain.size
     fits = []
@@ -116,8 +120,13 @@ def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
         with st.span("fit_ctf", "GPU"):
             fit = fit_ctf(image, size.apix, OPTICS)
         with st.span("fit_patches", "GPU"):
-            fit["patch_defocus_A"] = fit_patch_defocus(image, size.apix, OPTICS, fit, 2).tolist()
+            fit["patch_defocus_A"] = fit_patch_defocus(image, size.apix, OPTICS, fit, CTF_PATCHES).tolist()
+        cy, cx = patch_centres(image.shape, CTF_PATCHES)
+        fit["patch_centres_y_px"], fit["patch_centres_x_px"] = cy.tolist(), cx.tolist()
         fits.append(fit)
+    with st.span("write_patches", "IO"):
+        chain.path(PATCH_DEFOCUS_JSON).write_text(json.dumps(
+            [{k: f[k] for k in ("patch_centres_y_px", "patch_centres_x_px", "patch_defocus_A")} for f in fits]))
     with st.span("write_exposures", "IO"):
         write_cs(chain.path(EXPOSURES_CS), make_dataset({
             "micrograph_blob/path": np.array([str(p) for p in sums]),
@@ -125,6 +134,24 @@ def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
             "micrograph_blob/psize_A": np.full(len(sums), size.apix, np.float32),
             **ctf_columns(fits)}, uid_seed=chain.seed))
     return fits
+
+
+def read_patch_defocus(chain: Chain) -> list[dict[str, list]]:
+    """The per-patch defocus grids :func:`run_ctf` wrote: per micrograph ``patch_centres_y_px``
+    ``(P,)``, ``patch_centres_x_px`` ``(P,)`` and ``patch_defocus_A`` ``(P, P)`` (mean defocus, Å)."""
+    return json.loads((chain.work / PATCH_DEFOCUS_JSON).read_text())
+
+
+def particle_defocus(grid: dict[str, list], y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Mean defocus (Å) at micrograph positions ``(y, x)`` pixels, interpolated bilinearly in a
+    patch grid (see :func:`read_patch_defocus`) and extrapolated linearly beyond its outer centres,
+    as a tilted specimen's plane of defocus continues to the edges."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    field = RegularGridInterpolator((grid["patch_centres_y_px"], grid["patch_centres_x_px"]),
+                                    np.asarray(grid["patch_defocus_A"], np.float64), method="linear",
+                                    bounds_error=False, fill_value=None)
+    return field(np.column_stack([np.asarray(y, np.float64), np.asarray(x, np.float64)]))
 
 
 def _binned(xp: Any, image: Any, factor: int) -> Any:
@@ -209,10 +236,15 @@ def crop_boxes(xp: Any, boxes: Any, m: int) -> Any:
 
 
 def run_extraction(chain: Chain, st: Any, sums: list[Path], picks: list[np.ndarray],
-                   exposures: np.ndarray) -> Path:
+                   exposures: np.ndarray, patch_defocus: list[dict[str, list]] | None = None) -> Path:
     """Boxes at the picks (``(y, x)`` full-resolution pixels per sum), Fourier-cropped to the working
     box, normalised (background outside the particle circle: zero mean, unit variance); one MRC
-    stack per micrograph and ``extract/particles.cs``."""
+    stack per micrograph and ``extract/particles.cs``.
+
+    Each particle's ``ctf/*`` are its micrograph's, with the mean defocus taken from the
+    micrograph's patch grid at the particle's position where ``patch_defocus`` is given (one grid
+    per sum, :func:`read_patch_defocus`), as CryoSPARC's extraction after Patch CTF does.
+    """
     xp, size = chain.xp, chain.size
     n, m = size.box, size.work_box
     yy, xx = np.mgrid[0:m, 0:m] - m // 2
@@ -241,6 +273,16 @@ def run_extraction(chain: Chain, st: Any, sums: list[Path], picks: list[np.ndarr
         columns["x"] += coords[:, 1].tolist()
     mic = np.array(columns["mic"], dtype=np.int64)
     count = len(mic)
+    ctf = {k: np.asarray(exposures[k])[mic] for k in exposures.dtype.names if k.startswith("ctf/")}
+    if patch_defocus is not None and count:
+        with st.span("particle_defocus", "CPU"):
+            y, x = np.array(columns["y"], np.float64), np.array(columns["x"], np.float64)
+            local = np.empty(count)
+            for i, grid in enumerate(patch_defocus):
+                rows = mic == i
+                local[rows] = particle_defocus(grid, y[rows], x[rows])
+            half = (ctf["ctf/df1_A"].astype(np.float64) - ctf["ctf/df2_A"]) / 2
+            ctf["ctf/df1_A"], ctf["ctf/df2_A"] = (local + half).astype(np.float32), (local - half).astype(np.float32)
     out = chain.path(PARTICLES_CS)
     with st.span("write_cs", "IO"):
         write_cs(out, make_dataset({
@@ -252,8 +294,7 @@ def run_extraction(chain: Chain, st: Any, sums: list[Path], picks: list[np.ndarr
             "location/micrograph_shape": np.tile(np.array([size.size, size.size], np.uint32), (count, 1)),
             "location/center_x_frac": (np.array(columns["x"], np.float64) / size.size).astype(np.float32),
             "location/center_y_frac": (np.array(columns["y"], np.float64) / size.size).astype(np.float32),
-            **{k: np.asarray(exposures[k])[mic] for k in exposures.dtype.names if k.startswith("ctf/")}},
-            uid_seed=chain.seed + 7))
+            **ctf}, uid_seed=chain.seed + 7))
     return out
 
 

@@ -26,3 +26,41 @@ def test_tile_spectrum_of_white_noise_is_flat():
     spectrum = tile_spectrum(rng.normal(size=(256, 256)), 64)
     assert spectrum.shape == (64, 33)
     assert abs(spectrum[5:30, 5:30].mean() / 64 ** 2 - 1) < 0.05
+
+
+def test_patch_defocus_follows_a_planted_tilt():
+    """Per-patch defocus of noise seen through the generator's tilted CTF (a plane of defocus)."""
+    from pytest_cryobench.data import workflow as wf
+    from pytest_cryobench.kernels.ctf_fit import fit_patch_defocus, patch_centres
+    from pytest_cryobench.profiles import PROFILES
+
+    size = PROFILES["smoke"].workflow
+    rng = np.random.default_rng(5)
+    plan = {"df1_A": 18600.0, "df2_A": 17800.0, "df_angle_rad": 0.6, "df_tilt_A": [-1500.0, 600.0]}
+    n = size.size + 2 * wf.MARGIN
+    image = wf.tilted_ctf_image(rng.normal(size=(n, n)), size, plan)[wf.MARGIN:-wf.MARGIN, wf.MARGIN:-wf.MARGIN]
+    image += 0.7 * rng.normal(size=image.shape)
+    found = fit_patch_defocus(image.astype(np.float32), size.apix, OPTICS, plan, 2)
+    cy, cx = patch_centres(image.shape, 2)
+    true = wf.local_defocus(plan, cy[:, None], cx[None, :], size.size)
+    assert np.ptp(true) > 500  # the tilt is there to find
+    assert np.abs(found - true).max() < 120
+
+
+def test_a_tilt_of_zero_is_the_plain_ctf():
+    from pytest_cryobench.data import workflow as wf
+    from pytest_cryobench.profiles import PROFILES
+
+    size = PROFILES["smoke"].workflow
+    n = size.size + 2 * wf.MARGIN
+    canvas = np.random.default_rng(6).normal(size=(n, n))
+    plan = {"df1_A": 15000.0, "df2_A": 14000.0, "df_angle_rad": 1.0, "df_tilt_A": [0.0, 0.0]}
+    ctf = specimen_ctf((n, n), size.apix, 15000.0, 14000.0, 1.0, 300.0, 2.7, 0.1)
+    assert np.allclose(wf.tilted_ctf_image(canvas, size, plan), np.fft.irfft2(np.fft.rfft2(canvas) * ctf, s=(n, n)))
+
+
+def test_patch_centres_split_the_image_as_the_fit_does():
+    from pytest_cryobench.kernels.ctf_fit import patch_centres
+
+    cy, cx = patch_centres((512, 300), 2)
+    assert cy.tolist() == [128.0, 384.0] and cx.tolist() == [75.0, 225.0]

@@ -25,6 +25,8 @@ def test_the_chain_runs_with_every_check_passing(pytester, smoke_args, bench_dir
     assert set(doc["timings"]["chain[cpu]"]) >= set(STEPS)
     assert doc["tests"]["picking[cpu]"]["checks"]["template_picks_recall"] >= 0.8
     assert {"read_movie", "patch_motion", "write_sums"} <= set(doc["timings"]["motion[cpu]"])
+    ctf = doc["tests"]["ctf[cpu]"]["checks"]
+    assert ctf["patch_defocus_passed"] is True and ctf["patch_defocus_max_tilt_error_A"] < 200
     _report_has_the_timeline(bench_dirs)
 
 

@@ -74,8 +74,45 @@ def test_ctf_wrong_defocus_fails(tiny, monkeypatch):
 
     monkeypatch.setattr(ctf_fit, "fit_ctf", wrong)
     fits = pre.run_ctf(tiny["chain"], Spans(), [tiny["chain"].work / pre.sum_name(0, False)])
-    (name, passed, message, _), = checks.check_ctf(fits, [tiny["plan"]])
-    assert not passed and "defocus" in message
+    (name, passed, message, _), _patches = checks.check_ctf(fits, [tiny["plan"]], TINY.size)
+    assert name == "defocus_astigmatism" and not passed and "defocus" in message
+
+
+def _patch_fit(plan, defocus_of):
+    """A CTF fit with the planted whole-micrograph values and ``defocus_of(true_grid)`` per patch."""
+    from pytest_cryobench.kernels.ctf_fit import patch_centres
+
+    cy, cx = patch_centres((TINY.size, TINY.size), pre.CTF_PATCHES)
+    true = wf.local_defocus(plan, cy[:, None], cx[None, :], TINY.size)
+    return {"df1_A": plan["df1_A"], "df2_A": plan["df2_A"], "df_angle_rad": plan["df_angle_rad"],
+            "patch_centres_y_px": cy.tolist(), "patch_centres_x_px": cx.tolist(),
+            "patch_defocus_A": defocus_of(true).tolist()}
+
+
+def test_patch_defocus_that_ignores_the_tilt_fails(tiny):
+    plan = tiny["plan"]
+    mean = (plan["df1_A"] + plan["df2_A"]) / 2
+    right = checks.check_ctf([_patch_fit(plan, lambda true: true + 60.0)], [plan], TINY.size)
+    assert [c[1] for c in right] == [True, True]
+    flat = checks.check_ctf([_patch_fit(plan, lambda true: np.full_like(true, mean))], [plan], TINY.size)[1]
+    assert flat[0] == "patch_defocus" and not flat[1] and "the tilt" in flat[2]
+    assert flat[3]["max_tilt_error_A"] >= wf.TILT_A / 4 - 1  # the planted tilt, at the farthest patch centre
+    flipped = checks.check_ctf([_patch_fit(plan, lambda true: 2 * mean - true)], [plan], TINY.size)[1]
+    assert not flipped[1]  # the tilt the wrong way round (rows or columns swapped, a sign lost)
+
+
+def test_extraction_gives_each_particle_the_defocus_at_its_position(tiny):
+    plan = tiny["plan"]
+    grid = _patch_fit(plan, lambda true: true)
+    positions = np.round(np.asarray(plan["positions"]))
+    local = pre.particle_defocus(grid, positions[:, 0], positions[:, 1])
+    true = wf.local_defocus(plan, positions[:, 0], positions[:, 1], TINY.size)
+    assert np.allclose(local, true, atol=1e-6)  # the tilt is a plane: bilinear, extrapolated, is exact
+    images, data = _truth_particles(tiny, patch_defocus=[grid])
+    half = (plan["df1_A"] - plan["df2_A"]) / 2
+    assert np.allclose(data["ctf/df1_A"], true + half, atol=1)  # float32 in the .cs
+    assert np.allclose(data["ctf/df2_A"], true - half, atol=1)
+    assert np.ptp(data["ctf/df1_A"]) > 100  # particles across the field differ by the tilt
 
 
 def test_picking_wrong_positions_fail(tiny):
@@ -85,7 +122,7 @@ def test_picking_wrong_positions_fail(tiny):
     assert checks.check_picks([truth], [tiny["plan"]], 0.2 * TINY.box, "template_picks", 0.8, 0.7)[0][1]
 
 
-def _truth_particles(tiny, monkeypatch=None, roll=0):
+def _truth_particles(tiny, monkeypatch=None, roll=0, patch_defocus=None):
     from pytest_cryobench.data.cs import make_dataset
 
     chain, plan = tiny["chain"], tiny["plan"]
@@ -95,7 +132,7 @@ def _truth_particles(tiny, monkeypatch=None, roll=0):
     if roll and monkeypatch is not None:
         real = pre.crop_boxes
         monkeypatch.setattr(pre, "crop_boxes", lambda xp, boxes, m: np.roll(real(xp, boxes, m), roll, axis=2))
-    cs = pre.run_extraction(chain, Spans(), [chain.work / pre.sum_name(0, True)], picks, exposures)
+    cs = pre.run_extraction(chain, Spans(), [chain.work / pre.sum_name(0, True)], picks, exposures, patch_defocus)
     return pre.read_particles(chain, cs)
 
 
