@@ -7,7 +7,8 @@ harness's figures are compared with those of reference tools:
 * sequential and random particle reads (``ParticleReader.read_all``) against
   ``fio --rw=read|randread --bs=<one particle> --invalidate=1 --direct=0`` reading exactly the
   same bytes (every particle once, the 1024-byte MRC header skipped with ``offset``);
-* the cache copy (``copy_stack``) against ``cp`` of the same files (neither side fsyncs).
+* the cache copy (``copy_stack_bytes``, as the case times it: read+write, each file fsynced)
+  against ``cp`` of the same files followed by ``sync`` of the copies (each file fsynced).
 
 Each harness figure should be at least 0.9x the reference tool's. Beside the judged fio runs,
 two unjudged ones follow the harness more closely: fio without fadvise hints (the harness gives

@@ -1,8 +1,9 @@
 """``fs_speed.py``'s comparisons on one particle stack: harness reads and copy against fio and cp.
 
 Sequential and random particle reads (``ParticleReader.read_all``) against fio reading exactly
-the same bytes with the same block size (one particle), and the cache copy (``copy_stack``)
-against ``cp``; all cold, who runs first rotating with the repeat. A warm-cache pass over part
+the same bytes with the same block size (one particle), and the cache copy (``copy_stack_bytes``,
+as the benchmark case times it: read+write, every file fsynced) against ``cp`` followed by
+``sync`` of the copies; all cold, who runs first rotating with the repeat. A warm-cache pass over part
 of the stack shows each side's CPU-bound ceiling.
 """
 
@@ -17,7 +18,13 @@ from pathlib import Path
 from benchlib.cache import Log, evict, settle
 from benchlib.figures import Figure, Side, measure_round
 from benchlib.fio import COLD_READ_OPTIONS, describe_fio, existing_files_options, fio_file_options, fio_runner
-from pytest_cryobench.data.particles import ParticleReader, ParticleStack, copy_stack, make_read_plan
+from pytest_cryobench.data.particles import (
+    COPY_BLOCK,
+    ParticleReader,
+    ParticleStack,
+    copy_stack_bytes,
+    make_read_plan,
+)
 from pytest_cryobench.profiles import ParticleStackSize
 
 MB = 1e6
@@ -56,12 +63,17 @@ def harness_read(stack: ParticleStack, order: str) -> Callable[[], float]:
 
 
 def harness_copy(stack: ParticleStack, destination: Path) -> float:
-    """``copy_stack`` into ``destination`` (no fsync, as in the benchmark); MB/s of file bytes."""
-    nbytes = stack.total_bytes
+    """``copy_stack_bytes`` into ``destination``, exactly as the benchmark case times it (every
+    byte through a buffer allocated before timing, each file fsynced); MB/s of file bytes.
+
+    Raises when fewer bytes were written than the stack holds."""
+    buffer = bytearray(COPY_BLOCK)
     start = time.perf_counter()
-    copy_stack(stack, destination)
+    _, written = copy_stack_bytes(stack, destination, buffer)
     elapsed = time.perf_counter() - start
-    return nbytes / elapsed / MB
+    if written != stack.total_bytes:
+        raise RuntimeError(f"harness copy wrote {written} bytes, expected {stack.total_bytes}")
+    return written / elapsed / MB
 
 
 # --------------------------------------------------------------------------- reference tools
@@ -143,11 +155,14 @@ def fio_replay(fio: str, stack: ParticleStack, order: str, link_dir: Path) -> Ca
 
 
 def cp_copy(files: Sequence[Path], destination: Path) -> float:
-    """``cp FILE... DEST/`` timed from the outside (process start included); MB/s of file bytes."""
+    """``cp FILE... DEST/`` then ``sync -- DEST/FILE...`` (coreutils ``sync`` with file operands
+    fsyncs each), timed together from the outside (process starts included); MB/s of file bytes."""
     destination.mkdir(parents=True, exist_ok=True)
     nbytes = sum(os.stat(f).st_size for f in files)
+    copies = [str(destination / f.name) for f in files]
     start = time.perf_counter()
     subprocess.run(["cp", "--", *map(str, files), f"{destination}/"], check=True)
+    subprocess.run(["sync", "--", *copies], check=True)
     elapsed = time.perf_counter() - start
     return nbytes / elapsed / MB
 
@@ -199,7 +214,7 @@ def compare(stack: ParticleStack, workdir: Path, fio: str | None, repeats: int, 
     harness_dest, cp_dest = workdir / "copy-harness", workdir / "copy-cp"
     seq, seq_sides = read_figures(stack, "sequential", fio, link_dir)
     rnd, rnd_sides = read_figures(stack, "random", fio, link_dir)
-    cache = Figure("cache copy", "cp", "cp -- FILE... DEST/ (no fsync on either side)")
+    cache = Figure("cache copy", "cp + sync", "cp -- FILE... DEST/; sync -- DEST/FILE... (both sides fsync every file)")
     copy_sides: list[Side] = [
         ("harness cache copy", lambda: harness_copy(stack, harness_dest), cache.harness),
         ("cp cache copy", lambda: cp_copy(stack.files, cp_dest), cache.reference)]
