@@ -73,15 +73,26 @@ def deselect_unasked_requirements(config: pytest.Config, items: list[pytest.Item
         config.stash[RUN_KEY].requirements_not_asked = len(drop)
 
 
+TOLERANCE_KEY = pytest.StashKey["float | None"]()
+"""The case's marker tolerance, parsed once by :func:`check_markers` at collection."""
+
+
 def case_tolerance(item: pytest.Item) -> float | None:
     """The ratio of the closest ``@pytest.mark.cryobench_tolerance(ratio)`` marker (on the test, its
-    class or its module's ``pytestmark``), or ``None`` without one.
+    class or its module's ``pytestmark``), or ``None`` without one: the value :func:`check_markers`
+    stashed, or parsed here for an item it did not see.
 
     Raises
     ------
     pytest.UsageError
         A marker without exactly one ratio of at least 1.0, naming the test and the marker.
     """
+    if TOLERANCE_KEY in item.stash:
+        return item.stash[TOLERANCE_KEY]
+    return _parse_tolerance_marker(item)
+
+
+def _parse_tolerance_marker(item: pytest.Item) -> float | None:
     marker = item.get_closest_marker("cryobench_tolerance")
     if marker is None:
         return None
@@ -97,6 +108,6 @@ def case_tolerance(item: pytest.Item) -> float | None:
 
 
 def check_markers(items: list[pytest.Item]) -> None:
-    """Refuse a bad ``cryobench_tolerance`` marker before any case runs."""
+    """Refuse a bad ``cryobench_tolerance`` marker before any case runs; keep each parsed value."""
     for item in items:
-        case_tolerance(item)
+        item.stash[TOLERANCE_KEY] = _parse_tolerance_marker(item)
