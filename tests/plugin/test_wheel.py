@@ -57,7 +57,8 @@ def test_wheel_ships_suites_schemas_and_references(wheel_python, tmp_path):
     assert Path(out[0]).parent.joinpath("record", "schemas").joinpath("reference-1.schema.json").is_file()
     assert Path(out[0]).parent.joinpath("record", "report_assets").joinpath("report.js").is_file()
     assert sorted(p.name for p in Path(out[2]).glob("*.json")) == [
-        "ci-2core-epyc-numpy-smoke.json", "ci-2core-epyc-numpy-standard.json"]
+        "ci-2core-epyc-numpy-smoke.json", "ci-2core-epyc-numpy-standard.json",
+        "ci-2core-xeon-numpy-smoke.json", "ci-2core-xeon-numpy-standard.json"]
 
 
 def test_wheel_collects_suites_in_empty_dir(wheel_python, tmp_path):
