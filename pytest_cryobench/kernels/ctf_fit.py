@@ -136,8 +136,13 @@ def fit_ctf(image: Any, apix: float, optics: dict[str, float], *, tile: int = 12
 def patch_centres(shape: tuple[int, int], patches: int) -> tuple[numpy.ndarray, numpy.ndarray]:
     """Centres ``(P,)`` in y and ``(P,)`` in x, pixels, of the ``P x P`` patches of
     :func:`fit_patch_defocus` on an image of ``shape`` (patches of ``shape // P``, from the corner)."""
-    ph, pw = shape[0] // patches, shape[1] // patches
+    ph, pw = _patch_size(shape, patches)
     return (numpy.arange(patches) + 0.5) * ph, (numpy.arange(patches) + 0.5) * pw
+
+
+def _patch_size(shape: tuple[int, int], patches: int) -> tuple[int, int]:
+    """Height and width (pixels) of each of the ``P x P`` patches: ``shape // P``, from the corner."""
+    return shape[0] // patches, shape[1] // patches
 
 
 def fit_patch_defocus(image: Any, apix: float, optics: dict[str, float], whole: dict[str, float], patches: int, *,
@@ -145,8 +150,7 @@ def fit_patch_defocus(image: Any, apix: float, optics: dict[str, float], whole: 
     """Mean defocus per patch ``(P, P)`` Å, astigmatism fixed at ``whole``'s, within +-1500 Å of it."""
     xp = array_namespace(image)
     high_A = 3.0 * apix if high_A is None else high_A
-    h, w = image.shape
-    ph, pw = h // patches, w // patches
+    ph, pw = _patch_size(image.shape, patches)
     ky, kx = _grid(xp, tile, apix)
     k = xp.sqrt(kx ** 2 + ky ** 2)
     band = (k >= 1 / low_A) & (k <= 1 / high_A)
