@@ -120,12 +120,17 @@ def displacement(plan: dict[str, Any], frame: int, y: np.ndarray, x: np.ndarray,
             drift[frame, 1] + tau[frame] * (m[1, 0] * u + m[1, 1] * v))
 
 
+def tilt_offset(plan: dict[str, Any], y: Any, x: Any, size: int) -> Any:
+    """The planted tilt plane (Å) at field positions ``(y, x)`` pixels:
+    ``df_tilt_A . ((y, x) - size / 2) / size``, zero at the field's centre."""
+    g = np.asarray(plan["df_tilt_A"])
+    return g[0] * (np.asarray(y) - size / 2) / size + g[1] * (np.asarray(x) - size / 2) / size
+
+
 def local_defocus(plan: dict[str, Any], y: Any, x: Any, size: int) -> Any:
     """Planted mean defocus (Å) at field positions ``(y, x)`` pixels: the micrograph's mean defocus
-    plus the tilt plane ``df_tilt_A . ((y, x) - size / 2) / size`` (zero at the field's centre)."""
-    g = np.asarray(plan.get("df_tilt_A", (0.0, 0.0)))
-    mean = (plan["df1_A"] + plan["df2_A"]) / 2
-    return mean + g[0] * (np.asarray(y) - size / 2) / size + g[1] * (np.asarray(x) - size / 2) / size
+    plus :func:`tilt_offset`."""
+    return (plan["df1_A"] + plan["df2_A"]) / 2 + tilt_offset(plan, y, x, size)
 
 
 def tilted_ctf_image(canvas: np.ndarray, size: WorkflowSize, plan: dict[str, Any]) -> np.ndarray:
@@ -137,7 +142,7 @@ def tilted_ctf_image(canvas: np.ndarray, size: WorkflowSize, plan: dict[str, Any
     """
     n = canvas.shape[0]
     coord = np.arange(n) - MARGIN
-    offset = local_defocus(plan, coord[:, None], coord[None, :], size.size) - (plan["df1_A"] + plan["df2_A"]) / 2
+    offset = tilt_offset(plan, coord[:, None], coord[None, :], size.size)
     lo, hi = float(offset.min()), float(offset.max())
     levels = np.linspace(lo, hi, max(1, int(np.ceil((hi - lo) / TILT_STEP_A)) + 1))
     step = levels[1] - levels[0] if len(levels) > 1 else 1.0
