@@ -79,6 +79,13 @@ def test_rates_are_made_round_by_round():
     assert (rate.unit, rate.better) == ("MB/s", "higher")
 
 
+def test_a_rate_over_an_even_number_of_rounds_is_the_mean_of_the_middle_rates():
+    # four rounds: the median time averages 1.0 and 2.0 s, but the rate averages 30 and 15 MB/s
+    rate = derive.figures(movie_case((0.5, 1.0, 2.0, 4.0)))["mb_per_s"]
+    assert rate.value == pytest.approx((30 / 1.0 + 30 / 2.0) / 2)
+    assert rate.value != pytest.approx(30 / 1.5)
+
+
 def test_timings_are_medians_of_each_sub_timing_then_total():
     assert derive.timings(movie_case()) == {"read": pytest.approx(0.6), "total": pytest.approx(1.2)}
     assert list(derive.timings(movie_case())) == ["read", "total"]
