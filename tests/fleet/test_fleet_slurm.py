@@ -122,8 +122,10 @@ def test_every_node_runs_is_gathered_and_an_unchanged_fleet_names_none(tmp_path,
     assert "<section id='fleet'>" in page and "outliers: none" in page
 
 
-def test_a_down_node_could_not_run_while_the_others_complete(tmp_path, fleet_data):
-    subprocess.run(["scontrol", "update", "nodename=n3", "state=down", "reason=test"], check=True)
+def test_a_drained_node_could_not_run_while_the_others_complete(tmp_path, fleet_data):
+    # drained, not set down: with ReturnToService=2 a down node returns to service whenever it
+    # re-registers (slurmctld asks every so often), which could land between this and the submit
+    subprocess.run(["scontrol", "update", "nodename=n3", "state=drain", "reason=test"], check=True)
     try:
         out = fleet_run(tmp_path, fleet_data, "--wrap", NICE, select=("-k", "eer"), nodes="n[1-4],nx")
     finally:
@@ -134,7 +136,7 @@ def test_a_down_node_could_not_run_while_the_others_complete(tmp_path, fleet_dat
     assert report.returncode in (0, 1), report.stdout + report.stderr  # 1: the others' times, not the subject
     assert not [line for line in report.stdout.splitlines() if line.strip().startswith(("n3:", "nx:"))
                 and "fleet median" in line]
-    assert "n3: not submitted: node n3 is down: test" in report.stdout
+    assert "n3: not submitted: node n3 is drain: test" in report.stdout
     assert "nx: not submitted: unknown to SLURM" in report.stdout
     header = next(line for line in report.stdout.splitlines() if "(reference)" in line)
     assert "n3" not in header  # never shown as slow or fast

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pytest_cryobench.cli import main
 from pytest_cryobench.locations import bundled_dir
 
-SHIPPED = {json.loads(p.read_text())["profile"]: p.stem
-           for p in bundled_dir("references").glob("*.json") if json.loads(p.read_text())["backend"] == "numpy"}
+SHIPPED = {}  # profile -> the names of the NumPy references shipped for it, sorted
+for _path in sorted(bundled_dir("references").glob("*.json")):
+    _doc = json.loads(_path.read_text())
+    if _doc["backend"] == "numpy":
+        SHIPPED.setdefault(_doc["profile"], []).append(_path.stem)
 
 
-def test_a_shipped_reference_is_found_by_name(pytester, smoke_args):
-    name = SHIPPED["smoke"]
+@pytest.mark.parametrize("name", SHIPPED["smoke"])  # schema 1 (migrated on load) and schema 2
+def test_a_shipped_reference_is_found_by_name(pytester, smoke_args, name):
     result = pytester.runpytest(*smoke_args, "-m", "cpu", f"--cryobench-reference={name}",
                                 "--cryobench-no-fail", "--cryobench-run-id=vs-shipped")
     result.assert_outcomes(passed=2)
@@ -23,7 +28,7 @@ def test_a_shipped_reference_is_found_by_name(pytester, smoke_args):
 
 
 def test_another_profiles_reference_is_not_comparable(pytester, smoke_args):
-    name = SHIPPED["standard"]
+    name = SHIPPED["standard"][-1]
     result = pytester.runpytest(*smoke_args, "-m", "cpu", f"--cryobench-reference={name}")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"*vs {name}: 2 case(s) not comparable: profile smoke here, standard in the reference"])

@@ -146,7 +146,7 @@ def test_results_reach_compare(pytester, smoke_args, bench_dirs, fast_probes, ca
     assert cells["kernel"]["mark"] in ("pass", "below recommended", "below minimum")
 
 
-@pytest.mark.parametrize("rate, outcome", [(10, "passed"), (1e9, "failed")])
+@pytest.mark.parametrize("rate, outcome", [(1, "passed"), (1e9, "failed")])  # ~30 movies/h here
 def test_live_throughput_on_the_cpu(pytester, smoke_args, bench_dirs, fast_probes, rate, outcome):
     result = pytester.runpytest_inprocess(*smoke_args, "-m", "requirements", "-k", "live_throughput",
                                           "--cryobench-backend=numpy", "--cryobench-live-camera=K3",
