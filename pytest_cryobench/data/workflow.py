@@ -8,9 +8,10 @@ particles' positions and poses.
 
 Image formation, per movie: particles (analytic, band-limited projections of the blob volume,
 :mod:`pytest_cryobench.data.workflow_specimen`) at random non-overlapping positions plus a thin
-amorphous layer (white above ``1.25 / band_A``, which gives Thon rings beyond the particles'
-band), times the CTF, whose defocus varies across the field as a tilted specimen's does (a plane,
-``TILT_A`` from edge to edge along a random direction), sets the expected dose
+amorphous layer (white above ``1 / ICE_FROM_A``, which gives Thon rings from 12.8 Å on: beyond
+the particles' band at smoke, within its finest shells at standard and full), times the CTF,
+whose defocus varies across the field as a tilted specimen's does (a plane, ``TILT_A`` from edge
+to edge along a random direction), sets the expected dose
 ``dose (1 + contrast * image)``; frame ``f`` shows it displaced by ``s_f + D_f(x)``: a smooth
 whole-frame drift ``s_f`` and a deformation ``D_f(x) = tau_f L (x - centre) / size`` (linear in
 position, growing in time, zero mean over the field and over the movie), sampled with cubic
@@ -48,8 +49,12 @@ TILT_A = 1600.0         # defocus change across the field's width along the tilt
 TILT_STEP_A = 50.0      # defocus step between the CTF images the tilted CTF is interpolated from, Å
 CONTRAST = 0.25         # particle contrast per unit projected density
 ICE_SIGMA = 0.5        # amorphous layer, relative to the particles' peak
+# The amorphous layer's Thon rings start at this resolution, Å, whatever the particles' band: a
+# layer only beyond an 8 Å band (standard) left CTF fitting nothing but dense rings past 6.4 Å,
+# which the planted tilt washes out over a whole micrograph (docs/design.md, workflow data).
+ICE_FROM_A = 12.8
 MARGIN = 24             # canvas margin around the field of view, pixels
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3   # 3: the layer from ICE_FROM_A (it was 1.25 / band_A: the same at smoke)
 
 
 def movie_name(i: int) -> str:
@@ -171,7 +176,7 @@ def specimen_image(size: WorkflowSize, model: dict[str, np.ndarray], plan: dict[
         canvas[y - box // 2:y + box // 2, x - box // 2:x + box // 2] += image / peak
     ice = np.fft.rfft2(rng.normal(size=(n, n)))
     k = np.hypot(np.fft.fftfreq(n, d=size.apix)[:, None], np.fft.rfftfreq(n, d=size.apix)[None, :])
-    ice *= k > 1.25 / size.band_A  # only beyond the particles' band
+    ice *= k > 1 / ICE_FROM_A
     layer = np.fft.irfft2(ice, s=(n, n))
     canvas += ICE_SIGMA * layer / layer.std()
     return tilted_ctf_image(canvas, size, plan)
@@ -230,7 +235,7 @@ def workflow_component(profile: Profile, seed: int) -> Component:
 
     return Component(name=DIR, version=GENERATOR_VERSION,
                      params={"size": [getattr(size, f) for f in size.__dataclass_fields__], "optics": OPTICS,
-                             "contrast": CONTRAST, "ice": ICE_SIGMA, "drift": DRIFT_PX,
+                             "contrast": CONTRAST, "ice": ICE_SIGMA, "ice_from_A": ICE_FROM_A, "drift": DRIFT_PX,
                              "deformation": DEFORMATION_PX, "tilt": TILT_A},
                      files=files, estimated_bytes=size.movies * size.frames * size.size ** 2 + (8 << 20),
                      generate=generate)

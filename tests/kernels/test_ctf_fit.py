@@ -64,3 +64,13 @@ def test_patch_centres_split_the_image_as_the_fit_does():
 
     cy, cx = patch_centres((512, 300), 2)
     assert cy.tolist() == [128.0, 384.0] and cx.tolist() == [75.0, 225.0]
+
+
+def test_patch_tiles_grow_with_the_patch():
+    """A quarter of the patch's side, as a power of two, never under 64 px."""
+    from pytest_cryobench.kernels.ctf_fit import patch_tile
+
+    assert patch_tile((512, 512), 2) == 64       # smoke: as before
+    assert patch_tile((2048, 2048), 2) == 256    # standard: rings at 22 000 Å sampled 4 times at 4.5 Å
+    assert patch_tile((3838, 3710), 2) == 256    # full: 1855 px patches
+    assert patch_tile((256, 256), 2) == 64       # the floor
