@@ -63,9 +63,14 @@ def _new_state(pytestconfig, movie_source, cryobench_profile, cryobench_backend,
             "times": {}}
 
 
-def _run(case, benchmark, state, step, work):
+def _require(state, step):
+    """Skip a step left out by ``--cryobench-workflow-steps`` before its inputs are prepared (the
+    truth fallbacks of a standard-size chain take minutes)."""
     if step not in state["steps"]:
         pytest.skip(f"step {step} not in --cryobench-workflow-steps")
+
+
+def _run(case, benchmark, state, step, work):
     result = {}
 
     def target(st):
@@ -113,6 +118,7 @@ def _truth_sums(state):
 
 def test_motion(benchmark, cryobench_case, chain_state):
     state = chain_state
+    _require(state, "motion")
     tracks = _run(cryobench_case, benchmark, state, "motion", lambda st: pre.run_motion(state["chain"], st))
     _record(cryobench_case, state, "motion", checks.check_motion(tracks, state["plans"], state["chain"].size.size),
             "movies")
@@ -120,14 +126,16 @@ def test_motion(benchmark, cryobench_case, chain_state):
 
 
 def _sums(state, weighted):
-    if not state["passed"].get("motion"):
-        _truth_sums(state)
+    if not state["passed"].get("motion") and not state["out"].get("truth_sums"):
+        _truth_sums(state)  # once: every later step without motion's sums reads the same files
+        state["out"]["truth_sums"] = True
     chain = state["chain"]
     return [chain.work / pre.sum_name(i, weighted) for i in range(len(chain.movies))]
 
 
 def test_ctf(benchmark, cryobench_case, chain_state):
     state = chain_state
+    _require(state, "ctf")
     kind = _input(state, "motion")
     sums = _sums(state, False)
     fits = _run(cryobench_case, benchmark, state, "ctf", lambda st: pre.run_ctf(state["chain"], st, sums))
@@ -160,6 +168,7 @@ def _patch_defocus(state):
 @pytest.mark.cryobench_name("picking")  # the function's name keeps `-k picking` for the gpu picking case alone
 def test_picks(benchmark, cryobench_case, chain_state):
     state = chain_state
+    _require(state, "picking")
     chain, size = state["chain"], state["chain"].size
     kind = "previous" if state["passed"].get("motion") and state["passed"].get("ctf") else "truth"
     sums, exposures = _sums(state, True), _exposures(state)
@@ -177,6 +186,7 @@ def test_picks(benchmark, cryobench_case, chain_state):
 
 def test_extraction(benchmark, cryobench_case, chain_state):
     state = chain_state
+    _require(state, "extraction")
     chain = state["chain"]
     ok = state["passed"].get("picking")
     picks = state["out"]["picks"] if ok else [np.round(np.asarray(p["positions"])).astype(np.int64)
@@ -220,6 +230,7 @@ def _particles(state):
 
 def _on_particles(case, benchmark, state, step, run):
     """Run a step that takes the particles (``run(chain, st, images, data)``): its output and the data."""
+    _require(state, step)
     images, data = _particles(state)
     return _run(case, benchmark, state, step, lambda st: run(state["chain"], st, images, data)), data
 
@@ -243,6 +254,7 @@ def test_abinitio(benchmark, cryobench_case, chain_state):
 
 def test_refinement(benchmark, cryobench_case, chain_state):
     state = chain_state
+    _require(state, "refinement")
     images, data = _particles(state)
     chain, size = state["chain"], state["chain"].size
     start = state["out"].get("abinitio") if state["passed"].get("abinitio") else None

@@ -559,9 +559,32 @@ def find_peaks(score: Any, min_separation_px: int, threshold: float, max_picks: 
     return xp.stack([ys, xs], axis=1).astype(xp.int64), values
 
 
+def noise_threshold(score: Any, sigmas: float) -> float:
+    """``median + sigmas * 1.4826 MAD`` of a score map: a threshold relative to the map's own
+    spread (for Gaussian noise 1.4826 MAD is the standard deviation), so that it follows the
+    micrograph's signal to noise instead of being one NCC for every data set.
+
+    Parameters
+    ----------
+    score : array, shape (H, W)
+        Score map (e.g. the NCC of :func:`ncc_maps`), NumPy or CuPy.
+    sigmas : float
+        How many robust standard deviations above the median.
+
+    Returns
+    -------
+    float
+        The threshold (host float).
+    """
+    xp = array_namespace(score)
+    median = xp.median(score)
+    mad = xp.median(xp.abs(score - median))
+    return float(to_host(median + sigmas * 1.4826 * mad))
+
+
 def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask_radius_px: float,
-         min_separation_px: int, threshold: float, *, max_picks: int | None = None,
-         border_px: int | None = None, batch_size: int | None = None,
+         min_separation_px: int, threshold: float, *, noise_sigmas: float | None = None,
+         max_picks: int | None = None, border_px: int | None = None, batch_size: int | None = None,
          max_batch_bytes: int | None = None, return_maps: bool = False) -> dict[str, Any]:
     """Template picking: prepare templates, NCC maps, peaks.
 
@@ -581,6 +604,9 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
         Minimum distance between picks, pixels (see :func:`find_peaks`).
     threshold : float
         Lowest NCC picked.
+    noise_sigmas : float, optional
+        When given, the lowest NCC picked is at least :func:`noise_threshold` of the NCC map with
+        this many robust standard deviations.
     max_picks : int, optional
         Keep only the best picks.
     border_px : int, optional
@@ -594,7 +620,8 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
     -------
     dict
         ``coords`` (N, 2) int64 ``(y, x)``; ``scores`` (N,) float32; ``template`` (N,) int64;
-        ``angle_index`` (N,) int64; ``angle_deg`` (N,) float64: host NumPy arrays, best first.
+        ``angle_index`` (N,) int64; ``angle_deg`` (N,) float64: host NumPy arrays, best first;
+        ``threshold``, the lowest NCC that was picked (float).
         With ``return_maps``: ``ncc``, ``template_map``, ``angle_map``.
     """
     h, w = int(templates.shape[-2]), int(templates.shape[-1])
@@ -612,6 +639,8 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
                                             batch_size=batch_size, max_batch_bytes=max_batch_bytes)
     if border_px is None:
         border_px = max(templates.shape[-2:]) // 2
+    if noise_sigmas is not None:
+        threshold = max(threshold, noise_threshold(ncc, noise_sigmas))
     coords, scores = find_peaks(ncc, min_separation_px, threshold, max_picks=max_picks, border_px=border_px)
     template_at = template_map[coords[:, 0], coords[:, 1]]
     angle_at = angle_map[coords[:, 0], coords[:, 1]]
@@ -622,6 +651,7 @@ def pick(micrograph: Any, templates: Any, angles_deg: Any, ctf: Any | None, mask
         "template": to_host(template_at).astype(numpy.int64),
         "angle_index": angle_index,
         "angle_deg": angles[angle_index],
+        "threshold": float(threshold),
     }
     if return_maps:
         result.update(ncc=ncc, template_map=template_map, angle_map=angle_map)

@@ -27,8 +27,15 @@ CTF_PATCHES = 2
 PICKS_CS = "picking/picks.cs"
 BLOB_PICKS_CS = "picking/blob_picks.cs"
 PARTICLES_CS = "extract/particles.cs"
-TEMPLATE_THRESHOLD = 0.7
-"""Lowest NCC a template pick may have (micrographs low-passed to the particles' band)."""
+TEMPLATE_NOISE_SIGMAS = 3.0
+"""A template pick's NCC is at least the map's median plus this many robust standard deviations
+(:func:`pytest_cryobench.kernels.picking.noise_threshold`): the NCC of a true particle follows the
+data's signal to noise (smoke: about 0.9; standard, with 480 counts per binned pixel against
+smoke's 1280 and a band twice as fine: about 0.35), so one fixed NCC (0.7) picked nothing at standard."""
+TEMPLATE_SEPARATION = 0.45
+"""Least distance between template picks, boxes (Chebyshev, :func:`find_peaks`): below the planted
+0.75 box (Euclidean), which can be 0.53 box in Chebyshev distance; 0.6 merged a fifth of standard's
+neighbours."""
 BLOB_THRESHOLD = 0.5
 
 
@@ -211,7 +218,8 @@ def run_picking(chain: Chain, st: Any, sums: list[Path], exposures: np.ndarray,
             ctf = ctf_2d(mic.shape, apix, float(exposures["ctf/df1_A"][i]), float(exposures["ctf/df2_A"][i]),
                          float(exposures["ctf/df_angle_rad"][i]), xp=xp)
         with st.span("template_pick", "GPU"):
-            t = pick(mic, xp.asarray(templates), angles, ctf, radius, int(0.6 * size.box / factor), TEMPLATE_THRESHOLD)
+            t = pick(mic, xp.asarray(templates), angles, ctf, radius, int(TEMPLATE_SEPARATION * size.box / factor),
+                     0.0, noise_sigmas=TEMPLATE_NOISE_SIGMAS)
         with st.span("blob_pick", "GPU"):
             flipped = xp.fft.irfft2(xp.fft.rfft2(mic) * xp.sign(ctf), s=mic.shape).astype(xp.float32)
             bl = pick(flipped, xp.asarray(blob), [0.0], None, radius, int(0.6 * size.box / factor), BLOB_THRESHOLD)

@@ -338,3 +338,24 @@ def test_templates_are_distinct_and_asymmetric(templates):
 def test_templates_larger_than_the_micrograph_are_refused(templates):
     with pytest.raises(ValueError, match=r"templates of 64x64 px do not fit a micrograph of 48x400 px"):
         pk.pick(np.zeros((48, 400), dtype=np.float32), templates, ANGLES, None, RADIUS, SEP, THRESHOLD)
+
+
+def test_noise_threshold_of_gaussian_noise_is_median_plus_sigmas(xp):
+    # analytic: for N(mu, s^2) the median is mu and 1.4826 MAD is s
+    noise = np.random.default_rng(7).normal(2.0, 0.5, (512, 512))
+    assert pk.noise_threshold(xp.asarray(noise), 3.0) == pytest.approx(2.0 + 3.0 * 0.5, abs=0.01)
+
+
+def test_noise_sigmas_keep_the_picks_above_the_maps_threshold(planted, templates):
+    """With ``noise_sigmas`` the picks are the unthresholded picks scoring at least the map's
+    median plus that many robust sigmas, and the threshold used is returned."""
+    mic, ctf = planted["mic"], planted["ctf"]
+    every = pk.pick(mic, templates, ANGLES, ctf, RADIUS, SEP, -1.0, return_maps=True)
+    found = pk.pick(mic, templates, ANGLES, ctf, RADIUS, SEP, -1.0, noise_sigmas=4.0)
+    ncc = every["ncc"].ravel()
+    median = np.median(ncc)
+    expected = median + 4.0 * 1.4826 * np.median(np.abs(ncc - median))  # plain NumPy, no kernel
+    assert found["threshold"] == pytest.approx(expected, rel=1e-5)
+    keep = every["scores"] >= expected
+    assert np.array_equal(found["coords"], every["coords"][keep]) and 0 < keep.sum() < len(keep)
+    assert pk.match_picks(found["coords"], planted["coords"], tol_px=2)["recall"] >= 0.95

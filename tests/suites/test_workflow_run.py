@@ -56,6 +56,22 @@ def test_a_subset_runs_on_the_planted_truth(pytester, smoke_args, bench_dirs):
     assert extraction["info"]["input"] == "truth" and extraction["checks"]["centring_passed"] is True
 
 
+def test_steps_left_out_prepare_none_of_their_inputs(pytester, smoke_args, bench_dirs):
+    """``--cryobench-workflow-steps=ctf``: the truth-aligned sums are made once for the CTF step;
+    picking, extraction and the rest skip before building their truth inputs (no picks, stacks)."""
+    basetemp = pytester.path / "inner-basetemp"
+    result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-m", "workflow",
+                                "--cryobench-workflow-steps=ctf", f"--basetemp={basetemp}")
+    result.assert_outcomes(passed=2, skipped=len(STEPS) - 1)
+    result.stdout.no_fnmatch_line("*Error*")
+    work = basetemp / "workflow0"  # the chain's tmp_path_factory.mktemp("workflow")
+    assert (work / "ctf" / "exposures.cs").is_file()
+    assert not (work / "picking").exists() and not (work / "extract").exists()
+    doc = load_results(bench_dirs["out"], "workflow")
+    skipped = [doc["tests"][f"{s}[cpu]"] for s in STEPS if s != "ctf"]
+    assert all("not in --cryobench-workflow-steps" in t.get("reason", "") for t in skipped), skipped
+
+
 def test_an_unknown_step_is_a_usage_error(pytester, smoke_args):
     result = pytester.runpytest(*smoke_args, "--cryobench-backend=numpy", "-m", "workflow",
                                 "--cryobench-workflow-steps=motion,denoise")
