@@ -115,9 +115,11 @@ def ctf_columns(fits: list[dict[str, float]]) -> dict[str, np.ndarray]:
 
 
 def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
-    """Patch CTF of every sum; writes ``ctf/exposures.cs`` (CryoSPARC's ``ctf/*`` fields) and the
+    """Patch CTF of every sum (whole-micrograph fit, per-patch defocus, then the micrograph's CTF
+    refitted on the patches jointly, :func:`~pytest_cryobench.kernels.ctf_fit.refine_with_patches`);
+    writes ``ctf/exposures.cs`` (CryoSPARC's ``ctf/*`` fields) and the
     per-patch defocus grids (``ctf/patch_defocus.json``, see :func:`read_patch_defocus`)."""
-    from pytest_cryobench.kernels.ctf_fit import fit_ctf, fit_patch_defocus, patch_centres
+    from pytest_cryobench.kernels.ctf_fit import fit_ctf, fit_patch_defocus, patch_centres, refine_with_patches
 
     xp, size = chain.xp, chain.size
     fits = []
@@ -127,7 +129,10 @@ def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
         with st.span("fit_ctf", "GPU"):
             fit = fit_ctf(image, size.apix, OPTICS)
         with st.span("fit_patches", "GPU"):
-            fit["patch_defocus_A"] = fit_patch_defocus(image, size.apix, OPTICS, fit, CTF_PATCHES).tolist()
+            grid = fit_patch_defocus(image, size.apix, OPTICS, fit, CTF_PATCHES)
+            fit["patch_defocus_A"] = grid.tolist()
+        with st.span("refine_tilted", "GPU"):
+            fit.update(refine_with_patches(image, size.apix, OPTICS, fit, grid))
         cy, cx = patch_centres(image.shape, CTF_PATCHES)
         fit["patch_centres_y_px"], fit["patch_centres_x_px"] = cy.tolist(), cx.tolist()
         fits.append(fit)

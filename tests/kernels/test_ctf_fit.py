@@ -74,3 +74,28 @@ def test_patch_tiles_grow_with_the_patch():
     assert patch_tile((2048, 2048), 2) == 256    # standard: rings at 22 000 Å sampled 4 times at 4.5 Å
     assert patch_tile((3838, 3710), 2) == 256    # full: 1855 px patches
     assert patch_tile((256, 256), 2) == 64       # the floor
+
+
+def test_refitting_on_the_patches_removes_the_tilts_bias():
+    """A strongly tilted field (3000 Å across 1024 px at 1.5 Å): one spectrum of the whole field
+    averages rings of different defoci and the whole-micrograph fit is off by over 200 Å; the
+    joint refit on the patches, each at its own offset, recovers the defocus at the centre."""
+    import dataclasses
+
+    from pytest_cryobench.data import workflow as wf
+    from pytest_cryobench.kernels.ctf_fit import fit_patch_defocus, refine_with_patches
+    from pytest_cryobench.profiles import PROFILES
+
+    size = dataclasses.replace(PROFILES["smoke"].workflow, size=1024, apix=1.5)
+    rng = np.random.default_rng(8)
+    plan = {"df1_A": 20600.0, "df2_A": 19400.0, "df_angle_rad": 0.6, "df_tilt_A": [-2000.0, 1200.0]}
+    n = size.size + 2 * wf.MARGIN
+    image = wf.tilted_ctf_image(rng.normal(size=(n, n)), size, plan)[wf.MARGIN:-wf.MARGIN, wf.MARGIN:-wf.MARGIN]
+    image = (image + 0.7 * rng.normal(size=image.shape)).astype(np.float32)
+    whole = fit_ctf(image, size.apix, OPTICS)
+    refined = refine_with_patches(image, size.apix, OPTICS, whole, fit_patch_defocus(image, size.apix, OPTICS, whole, 2))
+    errors = {name: [abs(fit["df1_A"] - plan["df1_A"]), abs(fit["df2_A"] - plan["df2_A"])]
+              for name, fit in (("whole", whole), ("refined", refined))}
+    assert max(errors["whole"]) > 200, errors  # the bias is there to remove
+    assert max(errors["refined"]) < 100, errors
+    assert abs((np.degrees(refined["df_angle_rad"] - plan["df_angle_rad"]) + 90) % 180 - 90) < 3

@@ -66,13 +66,13 @@ def test_motion_right_and_wrong(tiny, monkeypatch):
 def test_ctf_wrong_defocus_fails(tiny, monkeypatch):
     ctf_fit = importlib.import_module("pytest_cryobench.kernels.ctf_fit")
     pre.run_motion(tiny["chain"], Spans())
-    real = ctf_fit.fit_ctf
+    real = ctf_fit.refine_with_patches  # the micrograph's final CTF
 
     def wrong(*args, **kwargs):
         fit = real(*args, **kwargs)
         return {**fit, "df1_A": fit["df1_A"] + 1000.0, "df2_A": fit["df2_A"] + 1000.0}
 
-    monkeypatch.setattr(ctf_fit, "fit_ctf", wrong)
+    monkeypatch.setattr(ctf_fit, "refine_with_patches", wrong)
     fits = pre.run_ctf(tiny["chain"], Spans(), [tiny["chain"].work / pre.sum_name(0, False)])
     (name, passed, message, _), _patches = checks.check_ctf(fits, [tiny["plan"]], TINY.size)
     assert name == "defocus_astigmatism" and not passed and "defocus" in message
