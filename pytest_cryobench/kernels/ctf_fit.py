@@ -19,6 +19,8 @@ Algorithm (``docs/design.md``, workflow)
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -74,16 +76,33 @@ def _scores(flat_band: Any, kx: Any, ky: Any, df1: Any, df2: Any, angle: Any, op
     return (model @ data) / (xp.sqrt((model ** 2).sum(axis=1) * (data ** 2).sum()) + 1e-12)
 
 
-def _best(xp: Any, flat_band: Any, kx: Any, ky: Any, df1: numpy.ndarray, df2: numpy.ndarray,
-          angle: numpy.ndarray, optics: dict[str, float], chunk: int = 2048) -> tuple[int, float]:
+def _all_scores(xp: Any, flat_band: Any, kx: Any, ky: Any, df1: numpy.ndarray, df2: numpy.ndarray,
+                angle: numpy.ndarray, optics: dict[str, float], chunk: int = 2048) -> numpy.ndarray:
+    """:func:`_scores` of every candidate ``(C,)`` (host), ``chunk`` candidates at a time."""
     scores = []
     for lo in range(0, len(df1), chunk):
         sl = slice(lo, lo + chunk)
         scores.append(to_host(_scores(flat_band, kx, ky, xp.asarray(df1[sl]), xp.asarray(df2[sl]),
                                       xp.asarray(angle[sl]), optics)))
-    scores_a = numpy.concatenate(scores)
-    i = int(numpy.argmax(scores_a))
-    return i, float(scores_a[i])
+    return numpy.concatenate(scores)
+
+
+def _best(xp: Any, flat_band: Any, kx: Any, ky: Any, df1: numpy.ndarray, df2: numpy.ndarray,
+          angle: numpy.ndarray, optics: dict[str, float]) -> tuple[int, float]:
+    scores = _all_scores(xp, flat_band, kx, ky, df1, df2, angle, optics)
+    i = int(numpy.argmax(scores))
+    return i, float(scores[i])
+
+
+def _grid_search(scores_of: Callable[[numpy.ndarray, numpy.ndarray, numpy.ndarray], numpy.ndarray],
+                 means: numpy.ndarray, astigs: numpy.ndarray,
+                 angles: numpy.ndarray) -> tuple[tuple[float, float, float], float]:
+    """The best ``(mean, astigmatism, angle)`` of a grid and its score; ``scores_of(df1, df2,
+    angle)`` scores every candidate (``df1 = mean + astig / 2``, ``df2 = mean - astig / 2``)."""
+    m, a, t = (g.ravel() for g in numpy.meshgrid(means, astigs, angles, indexing="ij"))
+    scores = scores_of(m + a / 2, m - a / 2, t)
+    j = int(numpy.argmax(scores))
+    return (float(m[j]), float(a[j]), float(t[j])), float(scores[j])
 
 
 def fit_ctf(image: Any, apix: float, optics: dict[str, float], *, tile: int = 128, low_A: float = 30.0,
@@ -121,6 +140,9 @@ def fit_ctf(image: Any, apix: float, optics: dict[str, float], *, tile: int = 12
     best = (df0, 0.0, 0.0)
     coarse = (df0 + numpy.arange(-800.0, 801.0, 100.0), numpy.arange(0.0, 2401.0, 150.0),
               numpy.radians(numpy.arange(0.0, 180.0, 10.0)))
+    def scores_of(df1: numpy.ndarray, df2: numpy.ndarray, angle: numpy.ndarray) -> numpy.ndarray:
+        return _all_scores(xp, fb, kxb, kyb, df1, df2, angle, optics)
+
     for level in range(2):
         if level == 0:
             means, astigs, angles = coarse
@@ -128,9 +150,7 @@ def fit_ctf(image: Any, apix: float, optics: dict[str, float], *, tile: int = 12
             means = best[0] + numpy.arange(-100.0, 101.0, 25.0)
             astigs = numpy.clip(best[1] + numpy.arange(-150.0, 151.0, 30.0), 0, None)
             angles = best[2] + numpy.radians(numpy.arange(-10.0, 10.5, 2.0))
-        m, a, t = (g.ravel() for g in numpy.meshgrid(means, astigs, angles, indexing="ij"))
-        j, score = _best(xp, fb, kxb, kyb, m + a / 2, m - a / 2, t, optics)
-        best = (float(m[j]), float(a[j]), float(t[j]))
+        best, score = _grid_search(scores_of, means, astigs, angles)
     mean, astig, angle = best
     return {"df1_A": mean + astig / 2, "df2_A": mean - astig / 2, "df_angle_rad": float(angle % numpy.pi),
             "score": score, "df_1d_A": df0}
@@ -155,32 +175,31 @@ def _patch_size(shape: tuple[int, int], patches: int) -> tuple[int, int]:
     return shape[0] // patches, shape[1] // patches
 
 
-def fit_patch_defocus(image: Any, apix: float, optics: dict[str, float], whole: dict[str, float], patches: int, *,
-                      tile: int | None = None, low_A: float = 30.0, high_A: float | None = None) -> numpy.ndarray:
-    """Mean defocus per patch ``(P, P)`` Å, astigmatism fixed at ``whole``'s, within +-1500 Å of it.
+@dataclasses.dataclass(frozen=True)
+class PatchSpectra:
+    """Flattened Welch spectra of the ``P x P`` patches of a micrograph (:func:`patch_spectra`).
 
-    ``tile`` (pixels) defaults to the largest power of two within a quarter of the patch's side
-    (:func:`patch_tile`): a patch's Welch spectrum then averages dozens of tiles, and a larger
-    micrograph gets finer spectral sampling, which the dense Thon rings of a high defocus need
-    (2048^2 at 1.5 Å, 22 000 Å: 64 px tiles sample a ring 2 times, and the fit fails by 1000 Å).
+    Attributes
+    ----------
+    flats : list of array, each shape (B,)
+        Each patch's flattened spectrum over the fitted band, raster order (row of patches first).
+    kx, ky : array, shape (B,)
+        The band's spatial frequencies, 1/Å.
+    patches : int
+        ``P``.
     """
-    xp = array_namespace(image)
-    flats, kxb, kyb = _patch_spectra(image, apix, patches, tile, low_A, high_A)
-    mean0 = (whole["df1_A"] + whole["df2_A"]) / 2
-    half_astig = (whole["df1_A"] - whole["df2_A"]) / 2
-    means = mean0 + numpy.arange(-1500.0, 1501.0, 20.0)
-    angle = numpy.full_like(means, whole["df_angle_rad"])
-    out = numpy.empty(len(flats))
-    for n, flat in enumerate(flats):
-        b, _ = _best(xp, flat, kxb, kyb, means + half_astig, means - half_astig, angle, optics)
-        out[n] = means[b]
-    return out.reshape(patches, patches)
+
+    flats: list[Any]
+    kx: Any
+    ky: Any
+    patches: int
 
 
-def _patch_spectra(image: Any, apix: float, patches: int, tile: int | None, low_A: float,
-                   high_A: float | None) -> tuple[list[Any], Any, Any]:
-    """Flattened Welch spectra of the ``P x P`` patches (raster order), each restricted to the
-    fitted band, and that band's ``kx``, ``ky`` (1/Å): shared by the patch fits."""
+def patch_spectra(image: Any, apix: float, patches: int, *, tile: int | None = None, low_A: float = 30.0,
+                  high_A: float | None = None) -> PatchSpectra:
+    """The patches' spectra that :func:`fit_patch_defocus` and :func:`refine_with_patches` fit;
+    compute them once and pass them to both. ``tile`` defaults to :func:`patch_tile`, ``high_A``
+    to ``3 apix``; the band is ``[1/low_A, 1/high_A]``."""
     xp = array_namespace(image)
     high_A = 3.0 * apix if high_A is None else high_A
     ph, pw = _patch_size(image.shape, patches)
@@ -190,12 +209,37 @@ def _patch_spectra(image: Any, apix: float, patches: int, tile: int | None, low_
     band = (k >= 1 / low_A) & (k <= 1 / high_A)
     flats = [flatten_spectrum(tile_spectrum(image[i * ph:(i + 1) * ph, j * pw:(j + 1) * pw], min(tile, ph, pw)),
                               sigma_px=tile / 24)[band] for i in range(patches) for j in range(patches)]
-    return flats, kx[band], ky[band]
+    return PatchSpectra(flats, kx[band], ky[band], patches)
+
+
+def fit_patch_defocus(image: Any, apix: float, optics: dict[str, float], whole: dict[str, float], patches: int, *,
+                      tile: int | None = None, low_A: float = 30.0, high_A: float | None = None,
+                      spectra: PatchSpectra | None = None) -> numpy.ndarray:
+    """Mean defocus per patch ``(P, P)`` Å, astigmatism fixed at ``whole``'s, within +-1500 Å of it.
+
+    ``tile`` (pixels) defaults to the largest power of two within a quarter of the patch's side
+    (:func:`patch_tile`): a patch's Welch spectrum then averages dozens of tiles, and a larger
+    micrograph gets finer spectral sampling, which the dense Thon rings of a high defocus need
+    (2048^2 at 1.5 Å, 22 000 Å: 64 px tiles sample a ring 2 times, and the fit fails by 1000 Å).
+    ``spectra``: :func:`patch_spectra` of ``image`` already computed (then ``tile``, ``low_A`` and
+    ``high_A`` are those it was computed with).
+    """
+    xp = array_namespace(image)
+    spectra = patch_spectra(image, apix, patches, tile=tile, low_A=low_A, high_A=high_A) if spectra is None else spectra
+    mean0 = (whole["df1_A"] + whole["df2_A"]) / 2
+    half_astig = (whole["df1_A"] - whole["df2_A"]) / 2
+    means = mean0 + numpy.arange(-1500.0, 1501.0, 20.0)
+    angle = numpy.full_like(means, whole["df_angle_rad"])
+    out = numpy.empty(len(spectra.flats))
+    for n, flat in enumerate(spectra.flats):
+        b, _ = _best(xp, flat, spectra.kx, spectra.ky, means + half_astig, means - half_astig, angle, optics)
+        out[n] = means[b]
+    return out.reshape(spectra.patches, spectra.patches)
 
 
 def refine_with_patches(image: Any, apix: float, optics: dict[str, float], whole: dict[str, float],
                         patch_defocus: numpy.ndarray, *, tile: int | None = None, low_A: float = 30.0,
-                        high_A: float | None = None) -> dict[str, float]:
+                        high_A: float | None = None, spectra: PatchSpectra | None = None) -> dict[str, float]:
     """The micrograph's defocus, astigmatism and angle refitted on its patches jointly.
 
     Each patch's spectrum is scored against the model at the candidate's mean defocus plus the
@@ -217,7 +261,7 @@ def refine_with_patches(image: Any, apix: float, optics: dict[str, float], whole
         :func:`fit_ctf`'s result for the micrograph.
     patch_defocus : array, shape (P, P)
         :func:`fit_patch_defocus`'s result, Å.
-    tile, low_A, high_A
+    tile, low_A, high_A, spectra
         As :func:`fit_patch_defocus`.
 
     Returns
@@ -227,24 +271,24 @@ def refine_with_patches(image: Any, apix: float, optics: dict[str, float], whole
         correlation).
     """
     xp = array_namespace(image)
-    flats, kxb, kyb = _patch_spectra(image, apix, int(patch_defocus.shape[0]), tile, low_A, high_A)
     grid = numpy.asarray(patch_defocus, numpy.float64)
+    if spectra is None:
+        spectra = patch_spectra(image, apix, int(grid.shape[0]), tile=tile, low_A=low_A, high_A=high_A)
     offsets = (grid - grid.mean()).ravel()
+
+    def scores_of(df1: numpy.ndarray, df2: numpy.ndarray, angle: numpy.ndarray) -> numpy.ndarray:
+        total = numpy.zeros(len(df1))
+        for flat, offset in zip(spectra.flats, offsets, strict=True):
+            total += _all_scores(xp, flat, spectra.kx, spectra.ky, df1 + offset, df2 + offset, angle, optics)
+        return total
+
     best = (float(grid.mean()), whole["df1_A"] - whole["df2_A"], whole["df_angle_rad"])
     for spans in (((200.0, 50.0), (600.0, 100.0), (15.0, 3.0)), ((40.0, 10.0), (80.0, 20.0), (3.0, 1.0))):
         (mean_span, mean_step), (astig_span, astig_step), (angle_span, angle_step) = spans
         means = best[0] + numpy.arange(-mean_span, mean_span + 1e-6, mean_step)
         astigs = numpy.unique(numpy.clip(best[1] + numpy.arange(-astig_span, astig_span + 1e-6, astig_step), 0, None))
         angles = best[2] + numpy.radians(numpy.arange(-angle_span, angle_span + 1e-6, angle_step))
-        m, a, t = (g.ravel() for g in numpy.meshgrid(means, astigs, angles, indexing="ij"))
-        total = numpy.zeros(len(m))
-        for flat, offset in zip(flats, offsets, strict=True):
-            for lo in range(0, len(m), 2048):
-                sl = slice(lo, lo + 2048)
-                total[sl] += to_host(_scores(flat, kxb, kyb, xp.asarray(m[sl] + a[sl] / 2 + offset),
-                                             xp.asarray(m[sl] - a[sl] / 2 + offset), xp.asarray(t[sl]), optics))
-        j = int(numpy.argmax(total))
-        best = (float(m[j]), float(a[j]), float(t[j]))
+        best, total = _grid_search(scores_of, means, astigs, angles)
     mean, astig, angle = best
     return {"df1_A": mean + astig / 2, "df2_A": mean - astig / 2, "df_angle_rad": float(angle % numpy.pi),
-            "score": float(total[j] / len(flats))}
+            "score": total / len(spectra.flats)}

@@ -119,7 +119,13 @@ def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
     refitted on the patches jointly, :func:`~pytest_cryobench.kernels.ctf_fit.refine_with_patches`);
     writes ``ctf/exposures.cs`` (CryoSPARC's ``ctf/*`` fields) and the
     per-patch defocus grids (``ctf/patch_defocus.json``, see :func:`read_patch_defocus`)."""
-    from pytest_cryobench.kernels.ctf_fit import fit_ctf, fit_patch_defocus, patch_centres, refine_with_patches
+    from pytest_cryobench.kernels.ctf_fit import (
+        fit_ctf,
+        fit_patch_defocus,
+        patch_centres,
+        patch_spectra,
+        refine_with_patches,
+    )
 
     xp, size = chain.xp, chain.size
     fits = []
@@ -129,10 +135,11 @@ def run_ctf(chain: Chain, st: Any, sums: list[Path]) -> list[dict[str, Any]]:
         with st.span("fit_ctf", "GPU"):
             fit = fit_ctf(image, size.apix, OPTICS)
         with st.span("fit_patches", "GPU"):
-            grid = fit_patch_defocus(image, size.apix, OPTICS, fit, CTF_PATCHES)
+            spectra = patch_spectra(image, size.apix, CTF_PATCHES)  # once, for the patches and the refit
+            grid = fit_patch_defocus(image, size.apix, OPTICS, fit, CTF_PATCHES, spectra=spectra)
             fit["patch_defocus_A"] = grid.tolist()
         with st.span("refine_tilted", "GPU"):
-            fit.update(refine_with_patches(image, size.apix, OPTICS, fit, grid))
+            fit.update(refine_with_patches(image, size.apix, OPTICS, fit, grid, spectra=spectra))
         cy, cx = patch_centres(image.shape, CTF_PATCHES)
         fit["patch_centres_y_px"], fit["patch_centres_x_px"] = cy.tolist(), cx.tolist()
         fits.append(fit)
